@@ -1,0 +1,3 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Included by every Makefile.am.
+NULL =

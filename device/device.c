@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback: opening, probing and revalidating an fd= target.
+ *
+ * Everything the rest of the program learns about a host file comes
+ * from here: whether it may be exported at all (only regular files
+ * and block devices, existing, non-empty, accessible), its size and
+ * block size, whether positional I/O works on it, and later whether
+ * another process changed it behind our back.  The messages a user
+ * sees for a bad fd= are written here, each naming the export and the
+ * path and saying what to do.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/fs.h>
+
+#include "cleanup.h"
+#include "device.h"
+#include "internal.h"
+#include "log.h"
+
+/* The export name used in messages when the config has none. */
+static const char *
+label (const struct export_config *ec)
+{
+  return ec->name ? ec->name : "fd";
+}
+
+/* Only regular files and block devices can back an export: anything
+ * else has no fixed size or cannot be read at an offset.  Character
+ * devices are refused too, even seekable ones (/dev/zero, /dev/mem):
+ * their size cannot be probed.
+ */
+static int
+check_type (const char *name, const char *path, const struct stat *st)
+{
+  const char *what;
+
+  if (S_ISREG (st->st_mode) || S_ISBLK (st->st_mode))
+    return 0;
+  if (S_ISDIR (st->st_mode)) {
+    errno = EISDIR;
+    log_error ("%s: %s: is a directory, expected a regular file "
+               "or block device", name, path);
+    return -1;
+  }
+  if (S_ISCHR (st->st_mode))
+    what = "a character device";
+  else if (S_ISFIFO (st->st_mode))
+    what = "a fifo";
+  else if (S_ISSOCK (st->st_mode))
+    what = "a socket";
+  else
+    what = "not a regular file";
+  errno = EINVAL;
+  log_error ("%s: %s: is %s, expected a regular file or block device",
+             name, path, what);
+  return -1;
+}
+
+static int
+stat_target (const struct export_config *ec, struct stat *st)
+{
+  if (stat (ec->path, st) == -1) {
+    if (errno == EACCES)
+      log_error ("%s: %s: cannot open: %m (this user may not search a "
+                 "directory on the path)", label (ec), ec->path);
+    else
+      log_error ("%s: %s: cannot open: %m", label (ec), ec->path);
+    return -1;
+  }
+  return check_type (label (ec), ec->path, st);
+}
+
+/* Log why open(2) failed, with what the user can do about it. */
+static void
+log_open_error (const struct export_config *ec, bool excl)
+{
+  const char *name = label (ec), *path = ec->path;
+  bool rw = ec->access == ACCESS_RW;
+
+  switch (errno) {
+  case EACCES:
+  case EPERM:
+    log_error ("%s: %s: cannot open for %s: %m (give this user access "
+               "to it%s)", name, path,
+               rw ? "reading and writing" : "reading",
+               rw ? ", or export it ro" : "");
+    break;
+  case EROFS:
+    log_error ("%s: %s: cannot open for writing: %m (export it ro)",
+               name, path);
+    break;
+  case EBUSY:
+    if (excl) {
+      log_error ("%s: %s: cannot open exclusively for %s: %m (the block "
+                 "device is mounted or opened exclusively by another "
+                 "process; choose denyno or denyrd to share it)",
+                 name, path, ec->deny == DENY_WR ? "denywr" : "denyrw");
+      break;
+    }
+    /* fallthrough */
+  default:
+    log_error ("%s: %s: cannot open: %m", name, path);
+  }
+}
+
+int
+device_host_size (const char *name, const char *path, int fd,
+                  const struct stat *st, uint64_t *size)
+{
+  if (S_ISBLK (st->st_mode)) {
+    if (ioctl (fd, BLKGETSIZE64, size) == -1) {
+      log_error ("%s: %s: ioctl BLKGETSIZE64: %m", name, path);
+      return -1;
+    }
+  }
+  else
+    *size = st->st_size;
+  return 0;
+}
+
+static bool
+is_allowed_blksz (uint64_t n)
+{
+  return n == 512 || n == 1024 || n == 2048 || n == 4096;
+}
+
+/* Fill info from an open fd (st from fstat).  Logs every failure and
+ * the rounding warning.
+ */
+static int
+probe_fd (const struct export_config *ec, int fd, const struct stat *st,
+          struct device_info *info)
+{
+  const char *name = label (ec), *path = ec->path;
+  bool blk = S_ISBLK (st->st_mode);
+  uint32_t blksz;
+
+  memset (info, 0, sizeof *info);
+  info->is_block_device = blk;
+  if (device_host_size (name, path, fd, st, &info->host_size) == -1)
+    return -1;
+
+  if (blk) {
+    int sector;
+
+    if (ioctl (fd, BLKSSZGET, &sector) == -1) {
+      log_error ("%s: %s: ioctl BLKSSZGET: %m", name, path);
+      return -1;
+    }
+    info->probed_blksz = sector;
+  }
+  else
+    info->probed_blksz =
+      is_allowed_blksz (st->st_blksize) ? (uint32_t) st->st_blksize : 512;
+
+  blksz = ec->blksz ? ec->blksz : info->probed_blksz;
+  if (blksz < 512 || (blksz & (blksz - 1)) != 0) {
+    errno = EINVAL;
+    log_error ("%s: %s: block size %" PRIu32 " is not a power of two "
+               "of at least 512: set blksz=", name, path, blksz);
+    return -1;
+  }
+  if (blksz < ec->blksz_min || (ec->blksz_max && blksz > ec->blksz_max)) {
+    errno = EINVAL;
+    log_error ("%s: %s: block size %" PRIu32 " (%s) is outside "
+               "bufsz=%" PRIu32 ":%" PRIu32 ": set blksz= to a size "
+               "within it, or widen bufsz=",
+               name, path, blksz,
+               ec->blksz ? "from blksz=" : "probed from the host",
+               ec->blksz_min, ec->blksz_max);
+    return -1;
+  }
+  info->blksz = blksz;
+
+  if (info->host_size < blksz) {
+    errno = EINVAL;
+    if (info->host_size == 0 && blk)
+      log_error ("%s: %s: the block device is empty (0 bytes)", name, path);
+    else if (blk)
+      log_error ("%s: %s: the block device is smaller than one block "
+                 "(%" PRIu64 " bytes < blksz=%" PRIu32 ")",
+                 name, path, info->host_size, blksz);
+    else if (info->host_size == 0)
+      log_error ("%s: %s: the file is empty (0 bytes): an fd= file must "
+                 "exist with the size to export; "
+                 "pregrow it, e.g. truncate -s 1G %s", name, path, path);
+    else
+      log_error ("%s: %s: the file is smaller than one block "
+                 "(%" PRIu64 " bytes < blksz=%" PRIu32 "); "
+                 "pregrow it, e.g. truncate -s 1G %s",
+                 name, path, info->host_size, blksz, path);
+    return -1;
+  }
+  info->size = info->host_size / blksz * blksz;
+  if (info->size != info->host_size)
+    log_warning ("%s: %s: size %" PRIu64 " is not a multiple of "
+                 "blksz=%" PRIu32 ": exporting %" PRIu64 " bytes, "
+                 "the last %" PRIu64 " bytes are not accessible",
+                 name, path, info->host_size, blksz, info->size,
+                 info->host_size - info->size);
+
+  /* Positional I/O works on every regular file and block device Linux
+   * has, but the probe is what devb-loopback does and costs nothing.
+   */
+  switch (ec->io) {
+  case IO_XTYPE:
+    info->positional = true;
+    break;
+  case IO_SEEK:
+    info->positional = false;
+    break;
+  case IO_PROBE: {
+    char c;
+
+    info->positional = !(pread (fd, &c, 0, 0) == -1 && errno == ESPIPE);
+    if (!info->positional)
+      log_debug ("%s: %s: positional I/O fails (ESPIPE): using seek",
+                 name, path);
+    break;
+  }
+  }
+  return 0;
+}
+
+int
+device_probe (const struct export_config *ec, struct device_info *info)
+{
+  CLEANUP_CLOSE int fd = -1;
+  struct stat st;
+
+  if (stat_target (ec, &st) == -1)
+    return -1;
+  /* Whether we could open it for writing, without doing so.  Errors
+   * other than permissions surface in device_open.
+   */
+  if (ec->access == ACCESS_RW &&
+      faccessat (AT_FDCWD, ec->path, R_OK | W_OK, AT_EACCESS) == -1 &&
+      (errno == EACCES || errno == EPERM || errno == EROFS)) {
+    log_open_error (ec, false);
+    return -1;
+  }
+  fd = open (ec->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd == -1) {
+    log_open_error (ec, false);
+    return -1;
+  }
+  if (fstat (fd, &st) == -1) {
+    log_error ("%s: %s: fstat: %m", label (ec), ec->path);
+    return -1;
+  }
+  if (check_type (label (ec), ec->path, &st) == -1)
+    return -1;
+  return probe_fd (ec, fd, &st, info);
+}
+
+static void
+free_device (struct device *dev)
+{
+  if (dev->fd >= 0)
+    close (dev->fd);
+  pthread_mutex_destroy (&dev->seek_lock);
+  pthread_mutex_destroy (&dev->state_lock);
+  free (dev->name);
+  free (dev->path);
+  free (dev);
+}
+
+struct device *
+device_open (const struct export_config *ec)
+{
+  struct device *dev;
+  struct stat st, fst;
+  int flags, saved_errno;
+  bool excl;
+
+  if (stat_target (ec, &st) == -1)
+    return NULL;
+
+  dev = calloc (1, sizeof *dev);
+  if (dev == NULL) {
+    log_error ("%s: %s: calloc: %m", label (ec), ec->path);
+    return NULL;
+  }
+  dev->fd = -1;
+  pthread_mutex_init (&dev->seek_lock, NULL);
+  pthread_mutex_init (&dev->state_lock, NULL);
+  dev->name = strdup (label (ec));
+  dev->path = strdup (ec->path);
+  if (dev->name == NULL || dev->path == NULL) {
+    log_error ("%s: %s: strdup: %m", label (ec), ec->path);
+    goto err;
+  }
+  dev->readonly = ec->access == ACCESS_RO;
+  dev->sync = ec->sync == SYNC_SYNC;
+
+  /* O_NONBLOCK only guards the open itself against a fifo swapped in
+   * after the stat; it is cleared below.  O_EXCL on a block device
+   * fails if it is mounted or opened O_EXCL elsewhere.
+   */
+  excl = S_ISBLK (st.st_mode) && (ec->deny == DENY_WR || ec->deny == DENY_RW);
+  flags = (dev->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK;
+  if (dev->sync)
+    flags |= O_SYNC;
+  if (excl)
+    flags |= O_EXCL;
+  dev->fd = open (ec->path, flags);
+  if (dev->fd == -1) {
+    log_open_error (ec, excl);
+    goto err;
+  }
+  if (fstat (dev->fd, &fst) == -1) {
+    log_error ("%s: %s: fstat: %m", dev->name, dev->path);
+    goto err;
+  }
+  if (check_type (dev->name, dev->path, &fst) == -1)
+    goto err;
+  if ((fst.st_mode & S_IFMT) != (st.st_mode & S_IFMT)) {
+    errno = EAGAIN;
+    log_error ("%s: %s: cannot open: the file was replaced while "
+               "opening it", dev->name, dev->path);
+    goto err;
+  }
+  flags = fcntl (dev->fd, F_GETFL);
+  if (flags == -1 || fcntl (dev->fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+    log_error ("%s: %s: fcntl F_SETFL: %m", dev->name, dev->path);
+    goto err;
+  }
+
+  /* Lock before probing, so the size we record is one nobody who
+   * respects the locks may change while we hold them.
+   */
+  if (lock_acquire (dev->fd, dev->name, dev->path, ec->access, ec->deny) == -1)
+    goto err;
+  if (probe_fd (ec, dev->fd, &fst, &dev->info) == -1)
+    goto err;
+
+  dev->st_dev = fst.st_dev;
+  dev->st_ino = fst.st_ino;
+  dev->host_size = dev->info.host_size;
+  dev->mtime = fst.st_mtim;
+  dev->writes_done_seen = 0;
+
+  log_debug ("%s: %s: opened %s%s, size %" PRIu64 ", blksz %" PRIu32
+             " (probed %" PRIu32 "), %s I/O",
+             dev->name, dev->path, dev->readonly ? "ro" : "rw",
+             dev->sync ? " sync" : "", dev->info.size, dev->info.blksz,
+             dev->info.probed_blksz,
+             dev->info.positional ? "positional" : "seek");
+  return dev;
+
+ err:
+  saved_errno = errno;
+  free_device (dev);
+  errno = saved_errno;
+  return NULL;
+}
+
+void
+device_close (struct device *dev)
+{
+  if (dev == NULL)
+    return;
+  lock_release (dev->fd);
+  free_device (dev);
+}
+
+const struct device_info *
+device_get_info (const struct device *dev)
+{
+  return &dev->info;
+}
+
+const char *
+device_path (const struct device *dev)
+{
+  return dev->path;
+}
+
+const char *
+device_name (const struct device *dev)
+{
+  return dev->name;
+}
+
+bool
+device_is_readonly (const struct device *dev)
+{
+  return dev->readonly;
+}
+
+/* The rule for our own writes: every write, zero and trim is counted
+ * in writes_inflight while it runs and in writes_done when it ends.
+ * An mtime change is ours, and not reported, if a write was in flight
+ * when we looked or one finished since the previous look began.  So a
+ * change by another process that coincides with one of our writes is
+ * missed; its size or inode changes are still seen.  A size change or
+ * another inode at the path is always reported.
+ */
+int
+device_revalidate (struct device *dev)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&dev->state_lock);
+  struct stat pst, fst;
+  uint64_t size;
+  uint_fast64_t done_before, done_after, inflight;
+  bool ours;
+  int changed = 0;
+
+  if (stat (dev->path, &pst) == -1) {
+    if (errno != ENOENT) {
+      log_error ("%s: %s: stat: %m", dev->name, dev->path);
+      return -1;
+    }
+    /* st_ino 0 records "the path was gone", so it is reported once. */
+    if (dev->st_ino != 0) {
+      log_warning ("%s: %s: changed behind our back: the path was "
+                   "removed", dev->name, dev->path);
+      dev->st_ino = 0;
+      dev->st_dev = 0;
+      changed = 1;
+    }
+  }
+  else if (pst.st_dev != dev->st_dev || pst.st_ino != dev->st_ino) {
+    log_warning ("%s: %s: changed behind our back: the path now names "
+                 "another file (the open one is still used)",
+                 dev->name, dev->path);
+    dev->st_dev = pst.st_dev;
+    dev->st_ino = pst.st_ino;
+    changed = 1;
+  }
+
+  done_before = atomic_load (&dev->writes_done);
+  if (fstat (dev->fd, &fst) == -1) {
+    log_error ("%s: %s: fstat: %m", dev->name, dev->path);
+    return -1;
+  }
+  if (device_host_size (dev->name, dev->path, dev->fd, &fst, &size) == -1)
+    return -1;
+  /* In this order: a write not counted in done_after was still in
+   * flight when inflight was read.
+   */
+  inflight = atomic_load (&dev->writes_inflight);
+  done_after = atomic_load (&dev->writes_done);
+  ours = inflight > 0 || done_after != dev->writes_done_seen;
+
+  if (size != dev->host_size) {
+    log_warning ("%s: %s: changed behind our back: size %" PRIu64
+                 " is now %" PRIu64, dev->name, dev->path,
+                 dev->host_size, size);
+    changed = 1;
+  }
+  else if ((fst.st_mtim.tv_sec != dev->mtime.tv_sec ||
+            fst.st_mtim.tv_nsec != dev->mtime.tv_nsec) && !ours) {
+    log_warning ("%s: %s: changed behind our back: modified by another "
+                 "process", dev->name, dev->path);
+    changed = 1;
+  }
+  dev->host_size = size;
+  dev->mtime = fst.st_mtim;
+  dev->writes_done_seen = done_before;
+  return changed;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback: the configuration as key=value lines (--dump-config).
+ *
+ * What a devb-loopback command line means here, one key=value per
+ * line, sizes in bytes and times in seconds: the way a user checks a
+ * QNX line before serving it.  The caller supplies a probe that fills
+ * in each export's block size and size from its file; without one
+ * (unit tests) the configured block size is shown, 0 meaning "probe",
+ * and the size is left out.
+ */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "opts.h"
+
+static void
+print_seconds (FILE *fp, const char *key, uint64_t ms)
+{
+  char buf[32];
+
+  format_seconds (buf, sizeof buf, ms);
+  fprintf (fp, "%s=%s\n", key, buf);
+}
+
+static int
+dump_export (const struct export_config *ec, FILE *fp, config_probe_fn probe)
+{
+  uint32_t blksz = ec->blksz;
+  uint64_t size = 0;
+
+  if (probe && probe (ec, &blksz, &size) == -1)
+    return -1;
+  fprintf (fp, "%s.path=%s\n", ec->name, ec->path);
+  fprintf (fp, "%s.access=%s\n", ec->name, access_mode_name (ec->access));
+  fprintf (fp, "%s.sync=%s\n", ec->name, sync_mode_name (ec->sync));
+  fprintf (fp, "%s.deny=%s\n", ec->name, deny_mode_name (ec->deny));
+  fprintf (fp, "%s.io=%s\n", ec->name, io_mode_name (ec->io));
+  fprintf (fp, "%s.blksz=%" PRIu32 "\n", ec->name, blksz);
+  fprintf (fp, "%s.heads=%" PRIu32 "\n", ec->name, ec->heads);
+  fprintf (fp, "%s.tracks=%" PRIu32 "\n", ec->name, ec->tracks);
+  if (probe)
+    fprintf (fp, "%s.size=%" PRIu64 "\n", ec->name, size);
+  return 0;
+}
+
+int
+config_dump (const struct config *cfg, FILE *fp, config_probe_fn probe)
+{
+  const struct blk_config *b = &cfg->blk;
+
+  fprintf (fp, "nio=%" PRIu32 "\n", cfg->nio);
+  fprintf (fp, "prefix=%s\n", cfg->prefix);
+  if (cfg->have_user) {
+    fprintf (fp, "user=%lu", (unsigned long) cfg->uid);
+    if (cfg->have_gid)
+      fprintf (fp, ":%lu", (unsigned long) cfg->gid);
+    fprintf (fp, "\n");
+  }
+  for (size_t i = 0; i < cfg->nr_exports; i++)
+    if (dump_export (&cfg->exports[i], fp, probe) == -1)
+      return -1;
+  if (b->ramdisk) {
+    fprintf (fp, "ram0.access=%s\n", b->readonly ? "ro" : "rw");
+    fprintf (fp, "ram0.blksz=%" PRIu32 "\n", b->ramdisk_sector);
+    fprintf (fp, "ram0.size=%" PRIu64 "\n", b->ramdisk);
+  }
+
+  fprintf (fp, "cache=%" PRIu64 "\n", b->cache);
+  fprintf (fp, "alloc=%" PRIu64 "\n", b->alloc);
+  fprintf (fp, "hash=%" PRIu64 "\n", b->hash);
+  print_seconds (fp, "delwri", b->delwri_ms);
+  print_seconds (fp, "postpone", b->postpone_ms);
+  fprintf (fp, "commit=%s\n", commit_level_name (b->commit));
+  fprintf (fp, "ra=%" PRIu64 ":%" PRIu64 "\n", b->ra_min, b->ra_max);
+  fprintf (fp, "protect=%" PRIu32 "\n", b->protect);
+  fprintf (fp, "wipe=%" PRIu64 "\n", b->wipe);
+  fprintf (fp, "bufsz=%" PRIu32 ":%" PRIu32 "\n", b->bufsz_min, b->bufsz_max);
+  fprintf (fp, "thread=%" PRIu32 ":%" PRIu32 ":%" PRIu32 "\n",
+           b->thread_max, b->thread_low, b->thread_high);
+  fprintf (fp, "readonly=%d\n", b->readonly);
+  fprintf (fp, "noaiod=%d\n", b->noaiod);
+  if (b->rmvto_enabled)
+    print_seconds (fp, "rmvto", b->rmvto_ms);
+  else
+    fprintf (fp, "rmvto=none\n");
+  fprintf (fp, "ramdisk=%" PRIu64 "\n", b->ramdisk);
+  fprintf (fp, "verbose=%d\n", b->verbose);
+  return 0;
+}

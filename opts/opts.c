@@ -1,0 +1,492 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback: option groups, tokens and the finished configuration.
+ *
+ * The command line is a sequence of groups, each a keyword followed by
+ * one or more comma-separated option lists, in any order and any
+ * number of times, exactly as devb-loopback takes them.  Loopback
+ * options are either global (nio=, prefix=, user=: anywhere, once) or
+ * order-dependent (modes that apply to every later fd=).  blk options
+ * are global and may be given once each.  QNX driver and file-system
+ * groups ("cam", "disk", "dos", "qnx6", ...) are skipped with one
+ * warning, so QNX start-up lines paste in unchanged.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "internal.h"
+
+/* Groups of other QNX drivers and file-system modules that can appear
+ * on a devb-* command line.  They configure things this server does
+ * not have, so their options are ignored as a whole.
+ */
+static const char *const foreign_groups[] = {
+  "cam", "cdrom", "disk", "eide", "ram", "sdmmc", "umass", "ahci", "mmc",
+  "cd", "dos", "ext2", "fat", "mac", "nt", "qnx4", "qnx6", "udf", "etfs",
+  NULL
+};
+
+static bool
+is_foreign_group (const char *word)
+{
+  for (size_t i = 0; foreign_groups[i]; i++)
+    if (strcmp (word, foreign_groups[i]) == 0)
+      return true;
+  return false;
+}
+
+int
+opts_is_group_word (const char *word)
+{
+  return strcmp (word, "loopback") == 0 || strcmp (word, "blk") == 0 ||
+    is_foreign_group (word);
+}
+
+int
+opts_error (char **err, const char *fs, ...)
+{
+  va_list args;
+
+  va_start (args, fs);
+  if (vasprintf (err, fs, args) == -1)
+    *err = NULL;
+  va_end (args);
+  return -1;
+}
+
+int
+opts_warn_once (struct opts *o, const char *key, const char *fs, ...)
+{
+  va_list args;
+  char *msg, **w;
+  size_t keylen = strlen (key);
+
+  /* Warnings are stored as "key\tmessage" so duplicates are found by key. */
+  for (size_t i = 0; i < o->nr_warnings; i++)
+    if (strncmp (o->warnings[i], key, keylen) == 0 &&
+        o->warnings[i][keylen] == '\t')
+      return 0;
+
+  va_start (args, fs);
+  if (vasprintf (&msg, fs, args) == -1) {
+    va_end (args);
+    return -1;
+  }
+  va_end (args);
+
+  w = realloc (o->warnings, (o->nr_warnings + 1) * sizeof *w);
+  if (w == NULL) {
+    free (msg);
+    return -1;
+  }
+  o->warnings = w;
+  if (asprintf (&o->warnings[o->nr_warnings], "%s\t%s", key, msg) == -1) {
+    free (msg);
+    return -1;
+  }
+  o->nr_warnings++;
+  free (msg);
+  return 0;
+}
+
+struct opts *
+opts_new (void)
+{
+  struct opts *o = calloc (1, sizeof *o);
+
+  if (o == NULL)
+    return NULL;
+  o->current.access = ACCESS_RW;
+  o->current.sync = SYNC_SYNC;
+  o->current.deny = DENY_RW;
+  o->current.io = IO_PROBE;
+  o->current.blksz = 0;
+  o->current.heads = 1;
+  o->current.tracks = 1;
+  o->nio = 1;
+  o->blk.bufsz_min = 512;       /* bufsz=MIN alone keeps this MAX */
+  o->blk.bufsz_max = 16 * 1024;
+  return o;
+}
+
+void
+opts_free (struct opts *o)
+{
+  if (o == NULL)
+    return;
+  for (size_t i = 0; i < o->nr_exports; i++)
+    free (o->exports[i].path);
+  free (o->exports);
+  free (o->prefix);
+  free (o->blk.verbose_flags);
+  for (size_t i = 0; i < MAX_SLOTS; i++)
+    free (o->slot_text[i]);
+  for (size_t i = 0; i < o->nr_warnings; i++)
+    free (o->warnings[i]);
+  free (o->warnings);
+  free (o);
+}
+
+void
+opts_set_physical_memory (struct opts *o, uint64_t bytes)
+{
+  o->physical_memory = bytes;
+}
+
+static const struct opt_def *
+find_option (enum opts_group group, const char *name)
+{
+  for (size_t i = 0; i < opts_table_len; i++)
+    if (opts_table[i].group == group && strcmp (opts_table[i].name, name) == 0)
+      return &opts_table[i];
+  return NULL;
+}
+
+static const char *
+group_name (enum opts_group group)
+{
+  return group == OPTS_GROUP_LOOPBACK ? "loopback" : "blk";
+}
+
+/* Claim the option's slot, or explain which earlier option holds it. */
+static int
+claim_slot (struct opts *o, const struct opt_def *def, const char *token,
+            char **err)
+{
+  if (def->slot == SLOT_NONE)
+    return 0;
+  if (o->slot_text[def->slot]) {
+    if (strcmp (o->slot_owner[def->slot], def->name) == 0)
+      return opts_error (err, "%s: given twice (first as %s); "
+                         "give each %s option once",
+                         token, o->slot_text[def->slot], group_name (def->group));
+    return opts_error (err, "%s: conflicts with %s given earlier",
+                       token, o->slot_text[def->slot]);
+  }
+  o->slot_owner[def->slot] = def->name;
+  o->slot_text[def->slot] = strdup (token);
+  if (o->slot_text[def->slot] == NULL)
+    return opts_error (err, "%s: out of memory", token);
+  return 0;
+}
+
+/* Parse one "name" or "name=value" token. */
+static int
+parse_token (struct opts *o, enum opts_group group, const char *token,
+             char **err)
+{
+  CLEANUP_FREE char *name = strdup (token);
+  const struct opt_def *def;
+  char *eq;
+  const char *value = NULL;
+
+  if (name == NULL)
+    return opts_error (err, "%s: out of memory", token);
+  eq = strchr (name, '=');
+  if (eq) {
+    *eq = '\0';
+    value = eq + 1;
+  }
+
+  def = find_option (group, name);
+  if (def == NULL) {
+    const struct opt_def *other =
+      find_option (group == OPTS_GROUP_LOOPBACK ? OPTS_GROUP_BLK
+                   : OPTS_GROUP_LOOPBACK, name);
+    if (other)
+      return opts_error (err, "%s: is a %s option, not a %s one "
+                         "(write it after the keyword '%s')",
+                         token, group_name (other->group), group_name (group),
+                         group_name (other->group));
+    return opts_error (err, "%s: unknown %s option (nbd-loopback --help "
+                       "lists them)", token, group_name (group));
+  }
+  if (def->takes_value == 0 && value)
+    return opts_error (err, "%s: %s takes no value", token, name);
+  if (def->takes_value == 1 && value == NULL)
+    return opts_error (err, "%s: needs a value: %s", token, def->syntax);
+  if (def->takes_value == 1 && value[0] == '\0' &&
+      strcmp (def->name, "blksz") != 0)
+    return opts_error (err, "%s: empty value; expected %s", token, def->syntax);
+
+  if (claim_slot (o, def, token, err) == -1)
+    return -1;
+  return def->handler (o, def, value, err);
+}
+
+int
+opts_parse_group (struct opts *o, enum opts_group group, const char *text,
+                  char **err)
+{
+  CLEANUP_FREE char *copy = strdup (text);
+  char *p, *comma;
+
+  if (copy == NULL)
+    return opts_error (err, "out of memory");
+  if (copy[0] == '\0')
+    return opts_error (err, "%s: empty option list", group_name (group));
+
+  for (p = copy; ; p = comma + 1) {
+    comma = strchr (p, ',');
+    if (comma)
+      *comma = '\0';
+    if (*p == '\0')
+      return opts_error (err, "%s: empty option in '%s' (stray comma?)",
+                         group_name (group), text);
+    if (parse_token (o, group, p, err) == -1)
+      return -1;
+    if (comma == NULL)
+      return 0;
+  }
+}
+
+int
+opts_parse_words (struct opts *o, int nwords, char *const *words, char **err)
+{
+  enum { NONE, LOOPBACK, BLK, FOREIGN } state = NONE;
+  const char *foreign = NULL;
+
+  for (int i = 0; i < nwords; i++) {
+    const char *w = words[i];
+
+    if (strcmp (w, "loopback") == 0) {
+      state = LOOPBACK;
+      if (i + 1 == nwords || opts_is_group_word (words[i + 1]))
+        return opts_error (err, "loopback: no options follow the keyword "
+                           "(e.g. loopback fd=/path/to/disk.img)");
+    }
+    else if (strcmp (w, "blk") == 0) {
+      state = BLK;
+      if (i + 1 == nwords || opts_is_group_word (words[i + 1]))
+        return opts_error (err, "blk: no options follow the keyword "
+                           "(e.g. blk cache=64m)");
+    }
+    else if (is_foreign_group (w)) {
+      state = FOREIGN;
+      foreign = w;
+      if (opts_warn_once (o, w, "'%s' options configure a QNX driver or "
+                          "file system, which has no meaning for an NBD "
+                          "server: ignored", w) == -1)
+        return opts_error (err, "out of memory");
+    }
+    else if (state == LOOPBACK) {
+      if (opts_parse_group (o, OPTS_GROUP_LOOPBACK, w, err) == -1)
+        return -1;
+    }
+    else if (state == BLK) {
+      if (opts_parse_group (o, OPTS_GROUP_BLK, w, err) == -1)
+        return -1;
+    }
+    else if (state == FOREIGN)
+      (void) foreign;         /* the whole group is ignored */
+    else
+      return opts_error (err, "'%s': options must follow a group keyword, "
+                         "'loopback' or 'blk' (e.g. nbd-loopback loopback %s)",
+                         w, w);
+  }
+  return 0;
+}
+
+/* Defaults, percentages and cross-option rules. */
+struct config *
+opts_finish (struct opts *o, char **err)
+{
+  struct config *cfg = calloc (1, sizeof *cfg);
+  const char *prefix = o->prefix ? o->prefix : "lo";
+
+  if (cfg == NULL) {
+    opts_error (err, "out of memory");
+    return NULL;
+  }
+  if (blk_resolve (o, &cfg->blk, err) == -1)
+    goto fail;
+
+  if (o->nr_exports == 0 && cfg->blk.ramdisk == 0) {
+    opts_error (err, "nothing to export: give at least one file, e.g. "
+                "'loopback fd=/path/to/disk.img' (or 'blk ramdisk=64m')");
+    goto fail;
+  }
+
+  cfg->nio = o->nio;
+  cfg->prefix = strdup (prefix);
+  cfg->have_user = o->have_user;
+  cfg->uid = o->uid;
+  cfg->have_gid = o->have_gid;
+  cfg->gid = o->gid;
+  if (cfg->prefix == NULL)
+    goto oom;
+
+  cfg->exports = calloc (o->nr_exports ? o->nr_exports : 1,
+                         sizeof *cfg->exports);
+  if (cfg->exports == NULL)
+    goto oom;
+  for (size_t i = 0; i < o->nr_exports; i++) {
+    struct export_config *ec = &cfg->exports[i];
+
+    *ec = o->exports[i].modes;
+    ec->name = NULL;
+    ec->path = NULL;
+    cfg->nr_exports++;
+    if (asprintf (&ec->name, "%s%zu", prefix, i) == -1) {
+      ec->name = NULL;
+      goto oom;
+    }
+    ec->path = strdup (o->exports[i].path);
+    if (ec->path == NULL)
+      goto oom;
+    if (cfg->blk.readonly)
+      ec->access = ACCESS_RO;
+    ec->blksz_min = cfg->blk.bufsz_min;
+    ec->blksz_max = cfg->blk.bufsz_max;
+    if (ec->blksz &&
+        (ec->blksz < cfg->blk.bufsz_min || ec->blksz > cfg->blk.bufsz_max)) {
+      opts_error (err, "blksz=%" PRIu32 " (for fd=%s): outside the allowed "
+                  "block sizes bufsz=%" PRIu32 ":%" PRIu32,
+                  ec->blksz, ec->path, cfg->blk.bufsz_min, cfg->blk.bufsz_max);
+      goto fail;
+    }
+  }
+  if (cfg->blk.ramdisk &&
+      (cfg->blk.ramdisk_sector < cfg->blk.bufsz_min ||
+       cfg->blk.ramdisk_sector > cfg->blk.bufsz_max)) {
+    opts_error (err, "ramdisk=: sector size %" PRIu32 " outside the allowed "
+                "block sizes bufsz=%" PRIu32 ":%" PRIu32,
+                cfg->blk.ramdisk_sector, cfg->blk.bufsz_min,
+                cfg->blk.bufsz_max);
+    goto fail;
+  }
+
+  /* Hand the warnings over without their dedup keys. */
+  cfg->warnings = calloc (o->nr_warnings + 1, sizeof *cfg->warnings);
+  if (cfg->warnings == NULL)
+    goto oom;
+  for (size_t i = 0; i < o->nr_warnings; i++) {
+    cfg->warnings[i] = strdup (strchr (o->warnings[i], '\t') + 1);
+    if (cfg->warnings[i] == NULL)
+      goto oom;
+    cfg->nr_warnings++;
+  }
+  return cfg;
+
+ oom:
+  opts_error (err, "out of memory");
+ fail:
+  config_free (cfg);
+  return NULL;
+}
+
+void
+config_free (struct config *cfg)
+{
+  if (cfg == NULL)
+    return;
+  for (size_t i = 0; i < cfg->nr_exports; i++) {
+    free (cfg->exports[i].name);
+    free (cfg->exports[i].path);
+  }
+  free (cfg->exports);
+  free (cfg->prefix);
+  free (cfg->blk.verbose_flags);
+  for (size_t i = 0; i < cfg->nr_warnings; i++)
+    free (cfg->warnings[i]);
+  free (cfg->warnings);
+  free (cfg);
+}
+
+const char *
+access_mode_name (enum access_mode m)
+{
+  return m == ACCESS_RO ? "ro" : "rw";
+}
+
+const char *
+sync_mode_name (enum sync_mode m)
+{
+  return m == SYNC_SYNC ? "sync" : "async";
+}
+
+const char *
+deny_mode_name (enum deny_mode m)
+{
+  static const char *const names[] = {
+    [DENY_NO] = "denyno", [DENY_RD] = "denyrd",
+    [DENY_WR] = "denywr", [DENY_RW] = "denyrw",
+  };
+  return names[m];
+}
+
+const char *
+io_mode_name (enum io_mode m)
+{
+  static const char *const names[] = {
+    [IO_PROBE] = "probe", [IO_XTYPE] = "xtype", [IO_SEEK] = "seek",
+  };
+  return names[m];
+}
+
+const char *
+commit_level_name (enum commit_level c)
+{
+  static const char *const names[] = {
+    [COMMIT_NONE] = "none", [COMMIT_LOW] = "low",
+    [COMMIT_MEDIUM] = "medium", [COMMIT_HIGH] = "high",
+  };
+  return names[c];
+}
+
+void
+format_seconds (char *buf, size_t len, uint64_t ms)
+{
+  int n = snprintf (buf, len, "%" PRIu64 ".%03" PRIu64, ms / 1000, ms % 1000);
+
+  /* Drop trailing zeroes of the fraction, and the point if bare. */
+  while (n > 0 && (size_t) n < len && buf[n - 1] == '0')
+    buf[--n] = '\0';
+  if (n > 0 && (size_t) n < len && buf[n - 1] == '.')
+    buf[--n] = '\0';
+}
+
+void
+opts_print_help (FILE *fp)
+{
+  static const struct {
+    enum opts_group group;
+    enum opt_scope scope;
+    const char *title;
+  } sections[] = {
+    { OPTS_GROUP_LOOPBACK, SCOPE_GLOBAL, "loopback options, global (anywhere in the group):" },
+    { OPTS_GROUP_LOOPBACK, SCOPE_EXPORT, "loopback options, one export each:" },
+    { OPTS_GROUP_LOOPBACK, SCOPE_ORDER, "loopback options, order-dependent (apply to every later fd=):" },
+    { OPTS_GROUP_BLK, SCOPE_BLK, "blk options (cache and server):" },
+  };
+
+  for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++) {
+    fprintf (fp, "\n%s\n", sections[s].title);
+    for (size_t i = 0; i < opts_table_len; i++) {
+      const struct opt_def *d = &opts_table[i];
+      if (d->group == sections[s].group && d->scope == sections[s].scope)
+        fprintf (fp, "  %-26s %s\n", d->syntax, d->help);
+    }
+  }
+  fprintf (fp, "\nblk options accepted for QNX compatibility, with no effect "
+           "(each warns once):\n ");
+  for (size_t i = 0, col = 1; i < opts_table_len; i++) {
+    const struct opt_def *d = &opts_table[i];
+    if (d->scope != SCOPE_NO_EFFECT)
+      continue;
+    if (col + strlen (d->name) + 1 > 78) {
+      fprintf (fp, "\n ");
+      col = 1;
+    }
+    col += fprintf (fp, " %s", d->name);
+  }
+  fprintf (fp, "\n\nSizes take b, k, m, g, p (pages) or %% (of RAM for "
+           "cache= and alloc=, of the cache for wipe=); times take h, m, s "
+           "(plain number: seconds).\n");
+}
