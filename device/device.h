@@ -70,6 +70,10 @@ extern const struct device_info *device_get_info (const struct device *dev);
 extern const char *device_path (const struct device *dev);
 extern const char *device_name (const struct device *dev);   /* "lo0" */
 extern bool device_is_readonly (const struct device *dev);
+/* Opened O_SYNC: completed writes are already durable. */
+extern bool device_is_o_sync (const struct device *dev);
+/* Zeroing is done by the host without writing zeroes (so far). */
+extern bool device_can_zero_fast (const struct device *dev);
 
 /* Transfer exactly count bytes, retrying short transfers and EINTR.
  * Reading past the end of the host fails with EIO; writing to a

@@ -148,6 +148,16 @@ find_option (enum opts_group group, const char *name)
   return NULL;
 }
 
+int
+opts_group_of (const char *name)
+{
+  if (find_option (OPTS_GROUP_LOOPBACK, name))
+    return OPTS_GROUP_LOOPBACK;
+  if (find_option (OPTS_GROUP_BLK, name))
+    return OPTS_GROUP_BLK;
+  return -1;
+}
+
 static const char *
 group_name (enum opts_group group)
 {

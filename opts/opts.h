@@ -72,6 +72,11 @@ extern int opts_parse_group (struct opts *o, enum opts_group group,
 extern int opts_parse_words (struct opts *o, int nwords, char *const *words,
                              char **err);
 
+/* The group an option name belongs to, or -1 if it is in neither.
+ * ro and rw are in both; this says loopback for them.
+ */
+extern int opts_group_of (const char *name);
+
 /* Is this word a group keyword opts_parse_words understands? */
 extern int opts_is_group_word (const char *word);
 

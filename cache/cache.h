@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback: the io-blk style write-back buffer cache.
+ *
+ * One cache per process, shared by every export and every connection
+ * of both front ends (the daemon and the nbdkit plugin).  It speaks in
+ * byte ranges of an export and knows nothing of NBD: the front end
+ * maps NBD_CMD_* and their flags onto these calls.
+ *
+ * The rules, which the front ends advertise (SPEC section 6):
+ *
+ * - A read always returns the newest acknowledged write from any
+ *   connection, written back or not.
+ * - Write classes: CACHE_FUA marks "file-system data", its absence
+ *   "user data".  What happens before cache_write returns depends on
+ *   commit=:
+ *     high:   every write is durable before return (SYNC);
+ *     medium: FUA writes are durable before return, plain writes are
+ *             delayed (DELWRI);
+ *     low:    FUA writes reach the host file before return but are
+ *             not synced (ASYNC), plain writes are delayed;
+ *     none:   every write is delayed; front ends do not advertise FUA.
+ *   "Durable" means written through an O_SYNC fd or followed by
+ *   fdatasync.
+ * - A delayed block reaches the host no later than min(first dirtied +
+ *   postpone, last dirtied + delwri); delwri=0 writes back at once in
+ *   the background.
+ * - cache_flush writes back every dirty block of the export (written by
+ *   any connection) and makes it durable, at every commit level; it
+ *   keeps going after an error and returns the first one.  So
+ *   NBD_FLAG_CAN_MULTI_CONN is safe to advertise.
+ * - A failed write-back keeps the block dirty (it is retried), is
+ *   logged, and its error (EIO, ENOSPC, ...) is returned by the next
+ *   cache_flush or FUA/SYNC write on that export.
+ *
+ * Every function may be called from any thread.  Functions return 0 or
+ * -1 with errno set.  Nothing here holds a cache lock across host I/O.
+ */
+#ifndef NBDL_CACHE_H
+#define NBDL_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "configuration.h"
+#include "device.h"
+#include "iothreads.h"
+
+struct cache_export;
+
+/* Flags of cache_write, cache_zero and cache_trim. */
+#define CACHE_FUA       (1u << 0)   /* "file-system data" (NBD_CMD_FLAG_FUA) */
+#define CACHE_MAY_TRIM  (1u << 1)   /* zero: may deallocate (no NO_HOLE) */
+#define CACHE_FAST_ZERO (1u << 2)   /* zero: fail with ENOTSUP unless fast */
+
+/* Set up the process-wide cache from the blk group: memory bound,
+ * alloc= (allocated now), hash=, delwri=/postpone=, commit=, ra=,
+ * protect=, wipe=, rmvto=.  Starts the background flusher thread
+ * unless start_flusher is false: the nbdkit plugin starts it after
+ * nbdkit forks (cache_start_flusher), and tests drive write-back by
+ * hand (cache_writeback_due).  The read-ahead thread starts with the
+ * first read-ahead.
+ */
+extern int cache_init (const struct blk_config *blk, bool start_flusher);
+extern int cache_start_flusher (void);
+
+/* Write back every dirty block of every export (durably), stop the
+ * flusher and free the cache.  Exports must have been closed first.
+ * Returns the first write-back error, if any.
+ */
+extern int cache_shutdown (void);
+
+/* What an export reads from and writes back to.  The cache calls
+ * these without holding any lock, from client threads (priority
+ * IO_PRIO_CLIENT: someone is waiting) and from the flusher and
+ * read-ahead (IO_PRIO_BACKGROUND).  Each returns 0 or -1 with errno
+ * set.  Transfers are whole: a short one is an error.  Tests supply
+ * their own backend (a fake device with fault injection).
+ */
+struct cache_backend {
+  const char *name;             /* export name, for messages */
+  uint64_t size;                /* export size in bytes */
+  uint32_t blksz;               /* minimum block size (blksz=) */
+  bool readonly;
+  bool durable_writes;          /* writes are durable at once (O_SYNC, memory) */
+  bool can_revalidate;          /* revalidate is meaningful (rmvto=) */
+  void *handle;
+  int (*pread) (void *handle, void *buf, size_t count, uint64_t offset,
+                enum io_priority prio);
+  int (*pwrite) (void *handle, const void *buf, size_t count,
+                 uint64_t offset, enum io_priority prio);
+  int (*flush) (void *handle);
+  int (*trim) (void *handle, uint64_t offset, uint64_t count);
+  /* fast_only: fail with ENOTSUP rather than write zeroes slowly. */
+  int (*zero) (void *handle, uint64_t offset, uint64_t count, bool may_trim,
+               bool fast_only);
+  int (*extents) (void *handle, uint64_t offset, uint64_t count,
+                  device_extent_fn fn, void *opaque);
+  /* 1 if the host changed behind our back, 0 if not, -1 on error. */
+  int (*revalidate) (void *handle);
+  /* Called by cache_export_close after the final write-back. */
+  void (*close) (void *handle);
+};
+
+/* An export over any backend (the struct is copied). */
+extern struct cache_export *cache_export_open_backend
+  (const struct cache_backend *backend);
+
+/* An export over an open device, its I/O done on the nio= threads
+ * (the cache does not take ownership of dev: close the export, then
+ * the device).
+ */
+extern struct cache_export *cache_export_open (struct device *dev);
+
+/* An export over memory (blk ramdisk=): size bytes, zeroed.  Its data
+ * lives in the backend; cached blocks of it are never dirty for long.
+ */
+extern struct cache_export *cache_export_open_ram (const char *name,
+                                                   uint64_t size,
+                                                   uint32_t sector);
+
+/* Write back everything dirty of the export (durably), then forget
+ * it.  Returns the first write-back error; the export is freed anyway.
+ */
+extern int cache_export_close (struct cache_export *exp);
+
+extern const char *cache_export_name (const struct cache_export *exp);
+extern uint64_t cache_export_size (const struct cache_export *exp);
+extern uint32_t cache_export_blksz (const struct cache_export *exp);
+extern bool cache_export_readonly (const struct cache_export *exp);
+/* Whether FUA means anything (commit is not none). */
+extern bool cache_export_can_fua (const struct cache_export *exp);
+
+/* Data.  Ranges must lie within the export (EINVAL otherwise, ENOSPC
+ * for writes past the end); any alignment is accepted.  Writes to a
+ * read-only export fail with EPERM.
+ */
+extern int cache_read (struct cache_export *exp, void *buf, uint64_t count,
+                       uint64_t offset);
+extern int cache_write (struct cache_export *exp, const void *buf,
+                        uint64_t count, uint64_t offset, unsigned flags);
+extern int cache_zero (struct cache_export *exp, uint64_t count,
+                       uint64_t offset, unsigned flags);
+extern int cache_trim (struct cache_export *exp, uint64_t count,
+                       uint64_t offset, unsigned flags);
+extern int cache_flush (struct cache_export *exp);
+
+/* The fast path for an event loop: serve a read only if every byte is
+ * already in the cache.  Returns 1 if served, 0 if it would need host
+ * I/O (nothing was done), -1 on error.
+ */
+extern int cache_read_nowait (struct cache_export *exp, void *buf,
+                              uint64_t count, uint64_t offset);
+
+/* Start reading a range into the cache in the background
+ * (NBD_CMD_CACHE).  Returns once the reads are queued.
+ */
+extern int cache_prefetch (struct cache_export *exp, uint64_t count,
+                           uint64_t offset);
+
+/* Allocation status of [offset, offset+count), in order, covering the
+ * range: host holes merged with the cache (a dirty block is data).
+ * fn returns 0 to go on, -1 to stop with that error.
+ */
+typedef int (*cache_extent_fn) (void *opaque, uint64_t offset,
+                                uint64_t length, bool hole);
+extern int cache_extents (struct cache_export *exp, uint64_t count,
+                          uint64_t offset, cache_extent_fn fn, void *opaque);
+
+/* Counters, for statistics and tests.  Byte counts are of client
+ * requests; blocks are cache blocks.
+ */
+struct cache_stats {
+  uint64_t read_requests, read_bytes;
+  uint64_t write_requests, write_bytes;
+  uint64_t hits;                /* cache blocks found resident on read */
+  uint64_t misses;              /* cache blocks read from the host */
+  uint64_t readahead_blocks;    /* blocks read ahead */
+  uint64_t readahead_hits;      /* read-ahead blocks later read by a client */
+  uint64_t writebacks;          /* host writes issued by write-back */
+  uint64_t writeback_bytes;
+  uint64_t writeback_errors;
+  uint64_t flushes;
+  uint64_t flush_ns;            /* time spent in cache_flush, in total */
+  uint64_t resident_blocks;     /* now */
+  uint64_t dirty_blocks;        /* now */
+  uint64_t revalidations_changed; /* host file changed behind our back */
+};
+extern void cache_export_stats (const struct cache_export *exp,
+                                struct cache_stats *stats);
+
+/* Whole-cache figures: bytes of memory in use (data and metadata),
+ * and the bound (cache=).
+ */
+extern void cache_memory (uint64_t *in_use, uint64_t *limit);
+
+/* Time, for delwri=, postpone= and rmvto=: milliseconds from an
+ * arbitrary origin.  Tests install a fake clock and drive write-back
+ * with cache_writeback_due instead of the flusher thread.
+ */
+typedef uint64_t (*cache_clock_fn) (void);
+extern void cache_set_clock (cache_clock_fn now_ms);
+
+/* Write back every block whose delwri/postpone deadline has passed
+ * (what one pass of the flusher does), and wait for it.  Returns the
+ * number of blocks written back, or -1 with errno if any failed.
+ */
+extern int cache_writeback_due (void);
+
+/* The cache block size (bytes).  Exported for tests. */
+#define CACHE_BLOCK_SIZE 4096
+
+#endif /* NBDL_CACHE_H */

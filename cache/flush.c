@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback: write-back.
+ *
+ * Dirty blocks reach the host here, in four situations:
+ *
+ * - the flusher thread, for blocks past their deadline (delwri= after
+ *   the last write into the block, and postpone= after it first became
+ *   dirty, whichever comes first);
+ * - cache_flush: every dirty block of the export, from any connection,
+ *   then fdatasync: "fsync always forces out delayed-write blocks";
+ * - a FUA write (or any write at commit=high) for the blocks it wrote;
+ * - make_room, when a shard is full of dirty blocks and a request
+ *   needs one.
+ *
+ * Each round marks the blocks BUSY_WRITE, copies their dirty sectors
+ * into a bounce buffer under the shard lock (so writers are never held
+ * up by host I/O), writes neighbouring fully dirty blocks with one
+ * host write, and then marks each block clean, unless it was written
+ * to again meanwhile (its generation changed).  Only one write-back of
+ * a block is in flight at a time, so an older copy can never land on
+ * the host after a newer one.  A failed host write leaves the block
+ * dirty, to be retried after a delay, and remembers the error for the
+ * next flush or FUA write of the export.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "internal.h"
+#include "log.h"
+
+struct wb_entry {
+  struct block *b;
+  uint64_t index;
+  uint32_t gen;                 /* b->gen when copied */
+  uint8_t mask;                 /* dirty sectors copied */
+  int err;
+};
+
+/* Exports may not be unlinked while a write-back round of another
+ * export's blocks is using them (the flusher, make_room).
+ */
+static pthread_rwlock_t exports_rwlock = PTHREAD_RWLOCK_INITIALIZER;
+
+void
+record_error (struct cache_export *exp, int err)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&exp->lock);
+  if (exp->error == 0)
+    exp->error = err;
+}
+
+int
+take_error (struct cache_export *exp)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&exp->lock);
+  int err = exp->error;
+
+  exp->error = 0;
+  return err;
+}
+
+static uint64_t
+retry_delay_ms (void)
+{
+  return cache.cfg.delwri_ms > 1000 ? cache.cfg.delwri_ms : 1000;
+}
+
+static bool
+is_due (const struct block *b, uint64_t t)
+{
+  uint64_t by_delwri = b->last_dirty_ms + cache.cfg.delwri_ms;
+  uint64_t by_postpone = b->first_dirty_ms + cache.cfg.postpone_ms;
+  uint64_t deadline = by_delwri < by_postpone ? by_delwri : by_postpone;
+
+  return deadline <= t && b->retry_ms <= t;
+}
+
+/* A growable array of entries. */
+struct wb_list {
+  struct wb_entry *v;
+  size_t n, cap;
+};
+
+static int
+wb_add (struct wb_list *l, struct block *b)
+{
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    struct wb_entry *v = realloc (l->v, cap * sizeof *v);
+    if (v == NULL)
+      return -1;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = (struct wb_entry) { .b = b, .index = b->index };
+  return 0;
+}
+
+static int
+compare_entries (const void *a, const void *b)
+{
+  const struct wb_entry *x = a, *y = b;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Whether the block may be taken now, and what to remember if not
+ * (shard lock held).
+ */
+static bool
+takeable (struct cache_export *exp, struct block *b, enum wb_mode mode,
+          uint64_t t, bool *saw_busy, bool *saw_fence)
+{
+  if (b->busy & BUSY_WRITE) {
+    *saw_busy = true;
+    return false;
+  }
+  if (mode == WB_DUE && !is_due (b, t))
+    return false;
+  if (in_fence (exp, b->index)) {
+    *saw_fence = true;
+    return false;
+  }
+  return true;
+}
+
+#define ROOM_BATCH 32           /* blocks make_room writes back at once */
+#define DUE_BATCH 4096          /* blocks one flusher round takes */
+
+/* Mark the blocks to write back BUSY_WRITE and list them. */
+static int
+collect (struct cache_export *exp, enum wb_mode mode, uint64_t first,
+         uint64_t end, struct shard *only, struct wb_list *l,
+         bool *saw_busy, bool *saw_fence)
+{
+  uint64_t t = now_ms ();
+
+  if (mode == WB_RANGE) {
+    for (uint64_t idx = first; idx < end && idx < exp->nblocks; idx++) {
+      struct shard *s = shard_of (exp, idx);
+      ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+      struct block *b = block_lookup (s, exp, idx);
+
+      if (b && b->dirty && takeable (exp, b, mode, t, saw_busy, saw_fence)) {
+        if (wb_add (l, b) == -1)
+          return -1;
+        b->busy |= BUSY_WRITE;
+      }
+    }
+    return 0;
+  }
+
+  for (unsigned i = 0; i < cache.nshards; i++) {
+    struct shard *s = &cache.shards[i];
+    size_t taken = 0;
+
+    if (only && s != only)
+      continue;
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    for (struct block *b = exp->shard[i].dirty.head; b; b = b->dnext) {
+      if (!takeable (exp, b, mode, t, saw_busy, saw_fence))
+        continue;
+      if (wb_add (l, b) == -1)
+        return -1;
+      b->busy |= BUSY_WRITE;
+      taken++;
+      if ((mode == WB_ROOM && taken == ROOM_BATCH) ||
+          (mode == WB_DUE && l->n >= DUE_BATCH))
+        break;
+    }
+  }
+  return 0;
+}
+
+/* One host write of len bytes from src at offset, for entries [i, j]. */
+static void
+host_write (struct cache_export *exp, struct wb_list *l, size_t i, size_t j,
+            const char *src, uint64_t len, uint64_t offset,
+            enum io_priority prio)
+{
+  if (exp->be.pwrite (exp->be.handle, src, len, offset, prio) == 0) {
+    STAT_ADD (exp, writebacks, 1);
+    STAT_ADD (exp, writeback_bytes, len);
+    return;
+  }
+  int err = errno ? errno : EIO;
+  log_error ("%s: write-back of %llu bytes at %llu failed: %m; the data "
+             "stays in the cache and will be written again",
+             exp->name, (unsigned long long) len,
+             (unsigned long long) offset);
+  STAT_ADD (exp, writeback_errors, 1);
+  record_error (exp, err);
+  for (size_t k = i; k <= j; k++)
+    if (l->v[k].err == 0)
+      l->v[k].err = err;
+}
+
+/* Copy, write and finish entries [start, start+n) (sorted). */
+static void
+write_batch (struct cache_export *exp, struct wb_list *l, size_t start,
+             size_t n, enum io_priority prio, char *bounce,
+             uint64_t *written)
+{
+  struct wb_entry *e = &l->v[start];
+
+  for (size_t i = 0; i < n; i++) {
+    struct shard *s = shard_of (exp, e[i].index);
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+
+    memcpy (bounce + i * CACHE_BLOCK_SIZE, e[i].b->data, CACHE_BLOCK_SIZE);
+    e[i].gen = e[i].b->gen;
+    e[i].mask = e[i].b->dirty;
+    e[i].err = 0;
+  }
+
+  for (size_t i = 0; i < n; ) {
+    uint8_t full = block_range_mask (exp, e[i].index);
+
+    if (e[i].mask == full) {
+      size_t j = i;
+      uint64_t offset = e[i].index * CACHE_BLOCK_SIZE, len;
+
+      while (j + 1 < n && e[j + 1].index == e[j].index + 1 &&
+             e[j + 1].mask == block_range_mask (exp, e[j + 1].index))
+        j++;
+      len = (j - i + 1) * CACHE_BLOCK_SIZE;
+      if (offset + len > exp->be.size)
+        len = exp->be.size - offset;
+      host_write (exp, l, start + i, start + j,
+                  bounce + i * CACHE_BLOCK_SIZE, len, offset, prio);
+      i = j + 1;
+      continue;
+    }
+    /* A partly dirty block: one write per run of dirty sectors. */
+    for (unsigned a = 0; a < SECTORS_PER_BLOCK; ) {
+      unsigned z = a;
+      if (!(e[i].mask & (1u << a))) {
+        a++;
+        continue;
+      }
+      while (z < SECTORS_PER_BLOCK && (e[i].mask & (1u << z)))
+        z++;
+      host_write (exp, l, start + i, start + i,
+                  bounce + i * CACHE_BLOCK_SIZE + a * SECTOR_SIZE,
+                  (z - a) * SECTOR_SIZE,
+                  e[i].index * CACHE_BLOCK_SIZE + a * SECTOR_SIZE, prio);
+      a = z;
+    }
+    i++;
+  }
+
+  for (size_t i = 0; i < n; i++) {
+    struct shard *s = shard_of (exp, e[i].index);
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    struct block *b = e[i].b;
+
+    b->busy &= ~BUSY_WRITE;
+    if (e[i].err == 0) {
+      if (b->gen == e[i].gen)
+        block_set_clean (s, b);
+      (*written)++;
+    }
+    else
+      b->retry_ms = now_ms () + retry_delay_ms ();
+    shard_wake (s);
+  }
+}
+
+/* Wait until no dirty block of exp in [first, end) is being written
+ * back by someone else.
+ */
+static void
+wait_busy (struct cache_export *exp, uint64_t first, uint64_t end)
+{
+  for (unsigned i = 0; i < cache.nshards; i++) {
+    struct shard *s = &cache.shards[i];
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    bool busy;
+
+    do {
+      busy = false;
+      for (struct block *b = exp->shard[i].dirty.head; b; b = b->dnext)
+        if ((b->busy & BUSY_WRITE) && b->index >= first && b->index < end) {
+          busy = true;
+          shard_wait (s);
+          break;
+        }
+    } while (busy);
+  }
+}
+
+int
+writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
+           uint64_t end, struct shard *only, uint64_t *written_ret)
+{
+  enum io_priority prio = mode == WB_DUE ? IO_PRIO_BACKGROUND : IO_PRIO_CLIENT;
+  bool waits = mode == WB_ALL || mode == WB_RANGE;
+  CLEANUP_FREE char *bounce = NULL;
+  uint64_t written = 0;
+  int first_err = 0;
+
+  /* Flush and FUA take a second round for blocks that were being
+   * written back by someone else, or fenced by a zero, the first time.
+   */
+  for (int round = 0; round < (waits ? 2 : 1); round++) {
+    struct wb_list l = { 0 };
+    bool saw_busy = false, saw_fence = false;
+
+    if (collect (exp, mode, first, end, only, &l, &saw_busy,
+                 &saw_fence) == -1) {
+      log_error ("%s: write-back: %m", exp->name);
+      first_err = first_err ? first_err : errno;
+    }
+    if (l.n > 0) {
+      if (bounce == NULL)
+        bounce = malloc ((size_t) IO_RUN_BLOCKS * CACHE_BLOCK_SIZE);
+      if (bounce == NULL) {
+        /* Give the blocks back untouched. */
+        first_err = first_err ? first_err : ENOMEM;
+        for (size_t i = 0; i < l.n; i++) {
+          struct shard *s = shard_of (exp, l.v[i].index);
+          ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+          l.v[i].b->busy &= ~BUSY_WRITE;
+          shard_wake (s);
+        }
+      }
+      else {
+        qsort (l.v, l.n, sizeof *l.v, compare_entries);
+        for (size_t i = 0; i < l.n; i += IO_RUN_BLOCKS) {
+          size_t n = l.n - i < IO_RUN_BLOCKS ? l.n - i : IO_RUN_BLOCKS;
+          write_batch (exp, &l, i, n, prio, bounce, &written);
+        }
+        for (size_t i = 0; i < l.n; i++)
+          if (l.v[i].err && first_err == 0)
+            first_err = l.v[i].err;
+      }
+    }
+    free (l.v);
+    if (!waits || (!saw_busy && !saw_fence))
+      break;
+    if (saw_fence)
+      wait_fences (exp, first, end);
+    if (saw_busy)
+      wait_busy (exp, first, end);
+  }
+
+  if (written_ret)
+    *written_ret = written;
+  if (first_err) {
+    errno = first_err;
+    return -1;
+  }
+  return 0;
+}
+
+/* A request found shard s full of dirty or busy blocks: write some back
+ * (or wait for a busy one), so that a retry can find a clean block.
+ */
+int
+make_room (struct shard *s, struct cache_export *exp)
+{
+  unsigned sn = shard_number (s);
+  struct cache_export *target = NULL;
+  uint64_t written = 0;
+  bool at_share;
+  int r;
+
+  /* At its wipe= share, the export gives up one of its own clean
+   * blocks, wherever it is.
+   */
+  at_share = export_at_share (exp);
+  if (at_share && evict_own (exp))
+    return 0;
+  /* Otherwise a clean block of another shard moves over. */
+  if (!at_share && steal_block (s))
+    return 0;
+
+  pthread_rwlock_rdlock (&exports_rwlock);
+  lock_or_abort (&s->lock);
+  if (exp->shard[sn].dirty.count > 0 || at_share)
+    target = exp;
+  else if (!at_share) {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.lock);
+    for (struct cache_export *e = cache.exports; e; e = e->next)
+      if (e->shard[sn].dirty.count > 0) {
+        target = e;
+        break;
+      }
+  }
+  if (target == NULL) {
+    bool any_busy = false;
+    struct block *b = s->hand;
+    for (uint64_t i = 0; b && i < s->nresident; i++, b = b->cnext)
+      any_busy |= b->busy != 0;
+    if (!any_busy && s->nresident == 0 && s->free == NULL &&
+        __atomic_load_n (&cache.arena_full, __ATOMIC_RELAXED)) {
+      unlock_or_abort (&s->lock);
+      pthread_rwlock_unlock (&exports_rwlock);
+      errno = ENOMEM;
+      return -1;
+    }
+    /* Blocks are busy (or were freed meanwhile): wait for a change. */
+    if (any_busy)
+      shard_wait (s);
+    unlock_or_abort (&s->lock);
+    pthread_rwlock_unlock (&exports_rwlock);
+    return 0;
+  }
+  unlock_or_abort (&s->lock);
+
+  r = writeback (target, WB_ROOM, 0, 0, at_share ? NULL : s, &written);
+  pthread_rwlock_unlock (&exports_rwlock);
+  if (r == -1 && written == 0)
+    return -1;
+  if (written == 0) {
+    /* All fenced or busy: give the owners a moment. */
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10 * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    pthread_cond_timedwait (&s->cond, &s->lock, &ts);
+  }
+  return 0;
+}
+
+int
+cache_writeback_due (void)
+{
+  uint64_t total = 0;
+  int r = 0;
+
+  pthread_rwlock_rdlock (&exports_rwlock);
+  for (struct cache_export *exp = cache.exports; exp; exp = exp->next) {
+    uint64_t n = 0;
+    if (writeback (exp, WB_DUE, 0, 0, NULL, &n) == -1)
+      r = -1;
+    total += n;
+  }
+  pthread_rwlock_unlock (&exports_rwlock);
+  return r == -1 ? -1 : (int) (total > INT32_MAX ? INT32_MAX : total);
+}
+
+void
+exports_write_lock (void)
+{
+  pthread_rwlock_wrlock (&exports_rwlock);
+}
+
+void
+exports_write_unlock (void)
+{
+  pthread_rwlock_unlock (&exports_rwlock);
+}
+
+/* How long the flusher sleeps between rounds. */
+static uint64_t
+flusher_interval_ms (void)
+{
+  uint64_t t = cache.cfg.delwri_ms < cache.cfg.postpone_ms
+    ? cache.cfg.delwri_ms : cache.cfg.postpone_ms;
+
+  if (t == 0)
+    return 100;                 /* delwri=0: kicked by every write */
+  t /= 4;
+  return t < 10 ? 10 : t > 1000 ? 1000 : t;
+}
+
+static void *
+flusher_thread (void *arg)
+{
+  lock_or_abort (&cache.bg_lock);
+  while (!cache.bg_stop) {
+    if (!cache.flush_kick) {
+      struct timespec ts;
+      uint64_t ms = flusher_interval_ms ();
+      clock_gettime (CLOCK_MONOTONIC, &ts);
+      ts.tv_sec += ms / 1000;
+      ts.tv_nsec += (ms % 1000) * 1000000;
+      if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+      }
+      pthread_cond_timedwait (&cache.bg_cond, &cache.bg_lock, &ts);
+    }
+    if (cache.bg_stop)
+      break;
+    cache.flush_kick = false;
+    unlock_or_abort (&cache.bg_lock);
+    cache_writeback_due ();
+    lock_or_abort (&cache.bg_lock);
+  }
+  unlock_or_abort (&cache.bg_lock);
+  return NULL;
+}
+
+int
+flusher_start (void)
+{
+  int err;
+
+  if (cache.flusher_running)
+    return 0;
+  cache.bg_stop = false;
+  err = pthread_create (&cache.flusher, NULL, flusher_thread, NULL);
+  if (err) {
+    errno = err;
+    log_error ("cache: starting the flusher thread: %m");
+    return -1;
+  }
+  cache.flusher_running = true;
+  return 0;
+}
+
+void
+flusher_stop (void)
+{
+  if (!cache.flusher_running)
+    return;
+  lock_or_abort (&cache.bg_lock);
+  cache.bg_stop = true;
+  pthread_cond_broadcast (&cache.bg_cond);
+  unlock_or_abort (&cache.bg_lock);
+  pthread_join (cache.flusher, NULL);
+  cache.flusher_running = false;
+}
+
+void
+flusher_kick (void)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.bg_lock);
+  cache.flush_kick = true;
+  pthread_cond_broadcast (&cache.bg_cond);
+}

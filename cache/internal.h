@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback: declarations private to cache/, by owning file.
+ *
+ * The cache is split into shards so that threads hitting different
+ * blocks do not contend on one lock.  A block belongs to the shard
+ * chosen by hashing (export, index).  Each shard has its own lock, hash
+ * table, CLOCK ring and free list; the memory bound is global, so a
+ * busy shard can hold more blocks than a quiet one.
+ *
+ * Lock order (never take them the other way round):
+ *   shard->lock  ->  exp->lock  ->  cache.lock
+ * No lock is held across backend I/O.  A block under I/O is marked
+ * busy; whoever needs it waits on its shard's condition variable, and
+ * never while holding another busy block.
+ */
+#ifndef NBDL_CACHE_INTERNAL_H
+#define NBDL_CACHE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+#define SECTOR_SIZE 512
+#define SECTORS_PER_BLOCK (CACHE_BLOCK_SIZE / SECTOR_SIZE)   /* 8: one byte of bits */
+#define FULL_MASK 0xff
+#define MAX_SHARDS 64
+#define IO_RUN_BLOCKS 256       /* largest host transfer: 1 MiB */
+
+/* Busy bits of a block (guarded by its shard lock). */
+#define BUSY_READ  1            /* a fill from the host is in progress */
+#define BUSY_WRITE 2            /* a write-back is in progress */
+
+/* One cache block: CACHE_BLOCK_SIZE bytes of one export.  Every field
+ * is guarded by the lock of the shard the block is in.
+ */
+struct block {
+  struct cache_export *exp;     /* NULL while free */
+  uint64_t index;               /* block number in the export */
+  struct block *hnext;          /* hash chain, or free list */
+  struct block *cprev, *cnext;  /* CLOCK ring of the shard */
+  struct block *dprev, *dnext;  /* dirty list of (export, shard) */
+  char *data;
+  uint64_t first_dirty_ms;      /* when it went from clean to dirty */
+  uint64_t last_dirty_ms;       /* last write into it */
+  uint64_t retry_ms;            /* after a failed write-back: not before */
+  uint32_t gen;                 /* bumped by every write into it */
+  uint8_t valid;                /* sectors holding data */
+  uint8_t dirty;                /* sectors newer than the host */
+  uint8_t busy;                 /* BUSY_* */
+  uint8_t credits;              /* CLOCK passes left before eviction */
+  bool prefetched;              /* read ahead, not yet referenced */
+};
+
+struct dirty_list {
+  struct block *head, *tail;    /* oldest first */
+  uint64_t count;
+};
+
+/* What an export has in one shard, guarded by the shard's lock.  The
+ * hot counters live here rather than in shared atomics, so threads
+ * hitting different shards never write the same cache line.
+ */
+struct export_shard {
+  struct dirty_list dirty;
+  uint64_t resident;            /* blocks */
+  uint64_t hits, misses, readahead_blocks, readahead_hits;
+  uint64_t read_requests, read_bytes, write_requests, write_bytes;
+} __attribute__ ((aligned (64)));
+
+struct shard {
+  pthread_mutex_t lock;         /* guards everything here and its blocks */
+  pthread_cond_t cond;          /* a block's busy bits changed */
+  struct block **buckets;
+  uint64_t nbuckets;            /* power of 2 */
+  struct block *hand;           /* CLOCK hand (ring of resident blocks) */
+  uint64_t nresident;
+  struct block *free;           /* free blocks, chained by hnext */
+};
+
+/* A range being zeroed or trimmed on the host: write-back of dirty
+ * blocks inside it waits until it is done, so data written after the
+ * zero cannot be overwritten by it, nor zeroed data resurrected.
+ */
+struct fence {
+  uint64_t first, end;          /* block indexes [first, end) */
+  struct fence *next;
+};
+
+struct export_counters {        /* updated with relaxed atomics */
+  uint64_t write_requests, write_bytes;   /* zero (plus the shards') */
+  uint64_t writebacks, writeback_bytes;
+  uint64_t writeback_errors, flushes, revalidations_changed;
+  uint64_t flush_ns_total;      /* flush latency, summed */
+};
+
+struct cache_export {
+  struct cache_backend be;
+  char *name;
+  uint32_t id;                  /* mixes into the shard hash */
+  uint64_t nblocks;             /* blocks covering be.size */
+  uint8_t last_mask;            /* valid sectors of the last block */
+  struct cache_export *next;    /* cache.exports (cache.lock) */
+
+  struct export_shard *shard;   /* [nshards], each guarded by shard i's lock */
+  uint64_t resident_total;      /* atomic: blocks in all shards, against... */
+  uint64_t wipe_blocks;         /* ...the most this export may hold (wipe=) */
+
+  /* Atomics, read and written on every request without a lock. */
+  uint64_t last_access_ms;      /* for rmvto= */
+  uint64_t ra_next;             /* read-ahead: where a sequential read goes next */
+
+  pthread_mutex_t lock;         /* guards what follows */
+  pthread_cond_t cond;          /* fences cleared */
+  struct fence *fences;
+  int error;                    /* first write-back error not yet reported */
+  uint64_t ra_window;           /* current window, 0 = not sequential */
+  uint64_t ra_end;              /* read ahead up to here */
+
+  struct export_counters stats;
+};
+
+/* The one cache of the process. */
+struct cache {
+  struct blk_config cfg;
+  cache_clock_fn now_ms;
+  unsigned nshards;
+  struct shard shards[MAX_SHARDS];
+  uint64_t max_blocks;          /* data blocks that fit in cache= */
+  uint64_t overhead_bytes;      /* hash tables and the like */
+
+  pthread_mutex_t lock;         /* guards what follows */
+  struct cache_export *exports;
+  uint32_t next_id;
+  uint64_t arena_blocks;        /* blocks allocated from the system */
+  bool arena_full;              /* atomic: arena_blocks == max_blocks */
+  void **chunks;                /* allocations, freed at shutdown */
+  uint64_t nchunks;
+
+  /* The flusher thread (flush.c). */
+  pthread_mutex_t bg_lock;
+  pthread_cond_t bg_cond;
+  bool bg_stop;
+  bool flush_kick;
+  bool flusher_running;
+  pthread_t flusher;
+};
+
+extern struct cache cache;
+
+static inline uint64_t
+now_ms (void)
+{
+  return cache.now_ms ();
+}
+
+#define STAT_ADD(exp, field, n) \
+  __atomic_fetch_add (&(exp)->stats.field, (n), __ATOMIC_RELAXED)
+
+/* cache.c */
+extern int write_range (struct cache_export *exp, const char *buf,
+                        uint64_t count, uint64_t offset);
+/* What the commit level requires after writing blocks [first, end):
+ * write-back, fdatasync (always if need_flush), pending errors.
+ */
+extern int commit_write (struct cache_export *exp, uint64_t first,
+                         uint64_t end, unsigned flags, bool need_flush);
+
+/* block.c: shards, lookup, allocation and replacement. */
+extern struct shard *shard_of (const struct cache_export *exp, uint64_t index);
+extern unsigned shard_number (const struct shard *s);
+extern struct block *block_lookup (struct shard *s, struct cache_export *exp,
+                                   uint64_t index);
+/* A free block made resident for (exp, index), evicting a clean one of
+ * the shard if the cache is full (one of the export's own, if it holds
+ * its wipe= share).  NULL if every candidate is dirty or busy: call
+ * make_room and retry.
+ */
+extern struct block *block_alloc (struct shard *s, struct cache_export *exp,
+                                  uint64_t index);
+extern void block_drop (struct shard *s, struct block *b);
+extern void block_reference (struct shard *s, struct block *b);
+/* The export's part of shard s (s->lock held). */
+#define EXP_SHARD(exp, s) (&(exp)->shard[shard_number (s)])
+extern void block_set_dirty (struct shard *s, struct block *b, uint8_t mask);
+extern void block_set_clean (struct shard *s, struct block *b);
+/* Evict a clean block of another shard and give it to s (no lock
+ * held).  False if there is none.
+ */
+extern bool steal_block (struct shard *s);
+/* Evict one clean block of exp from any shard (no lock held). */
+extern bool evict_own (struct cache_export *exp);
+extern bool export_at_share (const struct cache_export *exp);
+extern void shard_wait (struct shard *s);
+extern void shard_wake (struct shard *s);
+/* Mask of the sectors of block index that lie inside the export. */
+extern uint8_t block_range_mask (const struct cache_export *exp,
+                                 uint64_t index);
+/* Sectors touched by [lo, hi) of a block, and those wholly covered. */
+extern uint8_t sectors_touched (uint32_t lo, uint32_t hi);
+extern uint8_t sectors_covered (uint32_t lo, uint32_t hi);
+extern int arena_init (void);
+extern void arena_free (void);
+
+/* fill.c: reading blocks from the host. */
+/* Read up to IO_RUN_BLOCKS consecutive blocks, all marked BUSY_READ by
+ * the caller, from the host and merge into their invalid sectors.
+ * Clears BUSY_READ.  On error, blocks that hold nothing are dropped.
+ */
+extern int fill_run (struct cache_export *exp, struct block **run,
+                     unsigned n, enum io_priority prio, bool prefetch);
+/* The same, copying the part of each block inside [req_offset,
+ * req_offset + req_count) to dest + (position - req_offset).
+ */
+extern int fill_run_copy (struct cache_export *exp, struct block **run,
+                          unsigned n, enum io_priority prio, bool prefetch,
+                          char *dest, uint64_t req_offset,
+                          uint64_t req_count);
+
+/* flush.c: write-back. */
+enum wb_mode {
+  WB_DUE,                       /* the flusher: blocks past their deadline */
+  WB_ALL,                       /* flush: every dirty block, wait for busy */
+  WB_RANGE,                     /* FUA / commit=high: blocks of a range */
+  WB_ROOM,                      /* make room: oldest dirty of one shard */
+};
+extern int writeback (struct cache_export *exp, enum wb_mode mode,
+                      uint64_t first, uint64_t end, struct shard *only,
+                      uint64_t *written);
+extern int make_room (struct shard *s, struct cache_export *exp);
+/* Held (for writing) while an export is unlinked from cache.exports. */
+extern void exports_write_lock (void);
+extern void exports_write_unlock (void);
+extern int flusher_start (void);
+extern void flusher_stop (void);
+extern void flusher_kick (void);
+/* Take (and clear) the export's pending write-back error. */
+extern int take_error (struct cache_export *exp);
+extern void record_error (struct cache_export *exp, int err);
+
+/* readahead.c: sequential detection and background prefetch. */
+extern void readahead_note (struct cache_export *exp, uint64_t offset,
+                            uint64_t count);
+extern int prefetch_queue (struct cache_export *exp, uint64_t first,
+                           uint64_t end);
+extern int prefetcher_start (void);
+extern void prefetcher_stop (void);
+extern void prefetch_forget (struct cache_export *exp);
+
+/* zero.c: zero, trim and the fences that order them. */
+extern bool in_fence (struct cache_export *exp, uint64_t index);
+extern void wait_fences (struct cache_export *exp, uint64_t first,
+                         uint64_t end);
+
+/* backend.c: the device and memory backends. */
+extern void device_backend (struct device *dev, struct cache_backend *be);
+extern int ram_backend (const char *name, uint64_t size, uint32_t sector,
+                        struct cache_backend *be);
+
+#endif /* NBDL_CACHE_INTERNAL_H */
