@@ -189,10 +189,14 @@ cache_export_open_backend (const struct cache_backend *be)
   pthread_cond_init (&exp->cond, NULL);
   exp->last_access_ms = now_ms ();
 
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.lock);
+  /* The flusher walks the list holding the exports lock for reading. */
+  exports_write_lock ();
+  lock_or_abort (&cache.lock);
   exp->id = ++cache.next_id;
   exp->next = cache.exports;
   cache.exports = exp;
+  unlock_or_abort (&cache.lock);
+  exports_write_unlock ();
   return exp;
 }
 

@@ -77,7 +77,7 @@ struct shard {
   struct block *hand;           /* CLOCK hand (ring of resident blocks) */
   uint64_t nresident;
   struct block *free;           /* free blocks, chained by hnext */
-};
+} __attribute__ ((aligned (64)));   /* no false sharing between shards */
 
 /* A range being zeroed or trimmed on the host: write-back of dirty
  * blocks inside it waits until it is done, so data written after the
@@ -115,7 +115,8 @@ struct cache_export {
   pthread_cond_t cond;          /* fences cleared */
   struct fence *fences;
   int error;                    /* first write-back error not yet reported */
-  uint64_t ra_window;           /* current window, 0 = not sequential */
+  uint64_t ra_window;           /* current window, 0 = not sequential
+                                   (stored atomically: read unlocked) */
   uint64_t ra_end;              /* read ahead up to here */
 
   struct export_counters stats;

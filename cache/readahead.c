@@ -75,19 +75,21 @@ readahead_note (struct cache_export *exp, uint64_t offset, uint64_t count)
       offset == 0) {
     if (__atomic_load_n (&exp->ra_window, __ATOMIC_RELAXED) != 0) {
       ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&exp->lock);
-      exp->ra_window = 0;
+      __atomic_store_n (&exp->ra_window, 0, __ATOMIC_RELAXED);
       exp->ra_end = 0;
     }
     return;
   }
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&exp->lock);
-
-    exp->ra_window = exp->ra_window == 0 ? cache.cfg.ra_min
+    uint64_t window = exp->ra_window == 0 ? cache.cfg.ra_min
       : exp->ra_window * 2 > cache.cfg.ra_max ? cache.cfg.ra_max
       : exp->ra_window * 2;
+
+    /* Stored atomically: also read without the lock, above. */
+    __atomic_store_n (&exp->ra_window, window, __ATOMIC_RELAXED);
     from = exp->ra_end > end ? exp->ra_end : end;
-    to = end + exp->ra_window;
+    to = end + window;
     if (to > exp->be.size)
       to = exp->be.size;
     if (from >= to)

@@ -445,8 +445,10 @@ blk_resolve (struct opts *o, struct blk_config *out, char **err)
   }
 
   if (!o->have_hash) {
-    /* One bucket per four 4 KiB blocks, as io-blk sizes it. */
-    b->hash = round_up_pow2 (b->cache / (16 * KiB));
+    /* One bucket per 4 KiB cache block: short chains keep a hit to
+     * one or two memory accesses.
+     */
+    b->hash = round_up_pow2 (b->cache / (4 * KiB));
     if (b->hash < 64)
       b->hash = 64;
   }

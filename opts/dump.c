@@ -12,7 +12,10 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "cleanup.h"
 #include "opts.h"
 
 static void
@@ -24,14 +27,10 @@ print_seconds (FILE *fp, const char *key, uint64_t ms)
   fprintf (fp, "%s=%s\n", key, buf);
 }
 
-static int
-dump_export (const struct export_config *ec, FILE *fp, config_probe_fn probe)
+static void
+dump_export (const struct export_config *ec, FILE *fp, bool probed,
+             uint32_t blksz, uint64_t size)
 {
-  uint32_t blksz = ec->blksz;
-  uint64_t size = 0;
-
-  if (probe && probe (ec, &blksz, &size) == -1)
-    return -1;
   fprintf (fp, "%s.path=%s\n", ec->name, ec->path);
   fprintf (fp, "%s.access=%s\n", ec->name, access_mode_name (ec->access));
   fprintf (fp, "%s.sync=%s\n", ec->name, sync_mode_name (ec->sync));
@@ -40,15 +39,25 @@ dump_export (const struct export_config *ec, FILE *fp, config_probe_fn probe)
   fprintf (fp, "%s.blksz=%" PRIu32 "\n", ec->name, blksz);
   fprintf (fp, "%s.heads=%" PRIu32 "\n", ec->name, ec->heads);
   fprintf (fp, "%s.tracks=%" PRIu32 "\n", ec->name, ec->tracks);
-  if (probe)
+  if (probed)
     fprintf (fp, "%s.size=%" PRIu64 "\n", ec->name, size);
-  return 0;
 }
 
 int
 config_dump (const struct config *cfg, FILE *fp, config_probe_fn probe)
 {
   const struct blk_config *b = &cfg->blk;
+  CLEANUP_FREE uint32_t *blksz = calloc (cfg->nr_exports + 1, sizeof *blksz);
+  CLEANUP_FREE uint64_t *size = calloc (cfg->nr_exports + 1, sizeof *size);
+
+  if (blksz == NULL || size == NULL)
+    return -1;
+  /* Probe every file first, so that a bad one prints nothing. */
+  for (size_t i = 0; i < cfg->nr_exports; i++) {
+    blksz[i] = cfg->exports[i].blksz;
+    if (probe && probe (&cfg->exports[i], &blksz[i], &size[i]) == -1)
+      return -1;
+  }
 
   fprintf (fp, "nio=%" PRIu32 "\n", cfg->nio);
   fprintf (fp, "prefix=%s\n", cfg->prefix);
@@ -59,8 +68,7 @@ config_dump (const struct config *cfg, FILE *fp, config_probe_fn probe)
     fprintf (fp, "\n");
   }
   for (size_t i = 0; i < cfg->nr_exports; i++)
-    if (dump_export (&cfg->exports[i], fp, probe) == -1)
-      return -1;
+    dump_export (&cfg->exports[i], fp, probe != NULL, blksz[i], size[i]);
   if (b->ramdisk) {
     fprintf (fp, "ram0.access=%s\n", b->readonly ? "ro" : "rw");
     fprintf (fp, "ram0.blksz=%" PRIu32 "\n", b->ramdisk_sector);
@@ -88,4 +96,51 @@ config_dump (const struct config *cfg, FILE *fp, config_probe_fn probe)
   fprintf (fp, "ramdisk=%" PRIu64 "\n", b->ramdisk);
   fprintf (fp, "verbose=%d\n", b->verbose);
   return 0;
+}
+
+/* A size for people: "64 MiB", "1.5 GiB", "4097 bytes". */
+static void
+human_size (char *buf, size_t len, uint64_t size)
+{
+  static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
+  double d = size;
+  int u = -1;
+
+  while (d >= 1024 && u < 4) {
+    d /= 1024;
+    u++;
+  }
+  if (u < 0)
+    snprintf (buf, len, "%" PRIu64 " bytes", size);
+  else if (d == (uint64_t) d)
+    snprintf (buf, len, "%" PRIu64 " %s", (uint64_t) d, unit[u]);
+  else
+    snprintf (buf, len, "%.1f %s", d, unit[u]);
+}
+
+/* Only the file's base name is given: the server's directory layout
+ * is not the client's business.
+ */
+char *
+export_description (const struct export_config *ec, uint64_t size,
+                    bool readonly, uint32_t blksz)
+{
+  char human[32], *desc;
+  const char *base;
+  int r;
+
+  human_size (human, sizeof human, size);
+  if (ec == NULL)
+    r = asprintf (&desc, "RAM disk, %s, %s, %" PRIu32 "-byte blocks",
+                  human, readonly ? "read-only" : "read-write", blksz);
+  else {
+    base = strrchr (ec->path, '/');
+    base = base && base[1] ? base + 1 : ec->path;
+    r = asprintf (&desc, "%s, %s, %s, %" PRIu32 "-byte blocks, "
+                  "geometry %" PRIu32 " head%s x %" PRIu32 " track%s",
+                  base, human, readonly ? "read-only" : "read-write",
+                  blksz, ec->heads, ec->heads == 1 ? "" : "s",
+                  ec->tracks, ec->tracks == 1 ? "" : "s");
+  }
+  return r == -1 ? NULL : desc;
 }

@@ -13,6 +13,7 @@
 #ifndef NBDL_OPTS_H
 #define NBDL_OPTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -106,6 +107,13 @@ typedef int (*config_probe_fn) (const struct export_config *ec,
                                 uint32_t *blksz, uint64_t *size);
 extern int config_dump (const struct config *cfg, FILE *fp,
                         config_probe_fn probe);
+
+/* What LIST and NBD_INFO_DESCRIPTION say of an export (ec NULL: the
+ * RAM disk).  Malloc'd, NULL if out of memory.
+ */
+extern char *export_description (const struct export_config *ec,
+                                  uint64_t size, bool readonly,
+                                  uint32_t blksz);
 
 /* Print the option table grouped for --help. */
 extern void opts_print_help (FILE *fp);

@@ -60,9 +60,10 @@ set -e
 cat "$tmp/err"
 test $status -eq 1
 grep -q 'cache=12x: unknown size suffix' "$tmp/err"
-! grep -q missing.img "$tmp/err"
+if grep -q missing.img "$tmp/err"; then fail "a file was looked at before the options were checked"; fi
 
-# A missing file: status 1, the path named.
-expect_fail_with "$tmp/missing.img" nbd-loopback --dump-config loopback fd="$tmp/missing.img"
-# Without --dump-config nothing is served yet: a clear message, status 1.
-expect_fail_with 'dump-config' nbd-loopback loopback fd="$tmp/q4.img"
+# A missing file: status 1, the path named, and nothing half-printed.
+expect_fail_with "$tmp/missing.img" nbd-loopback --dump-config loopback fd="$tmp/q4.img",fd="$tmp/missing.img"
+if nbd-loopback --dump-config loopback fd="$tmp/q4.img",fd="$tmp/missing.img" 2>/dev/null | grep -q .; then
+    fail "--dump-config printed a partial configuration"
+fi

@@ -23,6 +23,13 @@ while read -r name; do
     grep -q "B<$name\(=\|>\)" "$pod" || fail "option $name is not documented in $pod"
 done < "$tmp/names"
 
+# Daemon options: every long option --help lists.
+sed -n '/^Daemon options:/,/^$/p' "$tmp/help" | grep -o -- '--[a-z-]*' | sort -u > "$tmp/daemon"
+test "$(wc -l < "$tmp/daemon")" -gt 10
+while read -r opt; do
+    grep -q "B<$opt" "$pod" || fail "daemon option $opt is not documented in $pod"
+done < "$tmp/daemon"
+
 # The built page renders without warnings.
 page="$abs_top_builddir/man/nbd-loopback.8"
 test -f "$page"

@@ -1,0 +1,542 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback daemon: one client connection.
+ *
+ * A connection belongs to one loop thread, which owns its socket
+ * watchers, its input and its protocol state (handshake.c, then
+ * request.c).  Workers touch only the output queue and the counters
+ * under conn->lock: a finished request's reply is appended and, the
+ * queue being empty, written at once from the worker (the transport
+ * allows it for plain sockets), so a reply normally costs no trip
+ * back through the loop.  The loop queues the replies it makes itself
+ * (handshake, fast-path reads, errors) and writes them once per batch
+ * of input (conn_queue, conn_flush).  Whatever a worker cannot finish (a full
+ * socket, a paused reader to resume, a dead socket, the last request
+ * of a closing connection) it leaves to the loop via loop_attention.
+ *
+ * Life cycle: HANDSHAKE -> TRANSMISSION -> FINISHING (no more input:
+ * DISC, client EOF, shutdown; the replies still go out) or DEAD (the
+ * socket failed or the client misbehaved; replies are dropped).  Only
+ * conn_check frees a connection, and only once no request is at a
+ * worker, so workers never see a freed connection.
+ *
+ * Memory is bounded per connection: reading stops while more than
+ * CONN_MAX_INFLIGHT requests are at workers or CONN_MAX_BUFFERED bytes
+ * (payloads, read data, queued replies) are held, and resumes below.
+ * A client that stops reading replies is dropped after --stall-timeout.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "internal.h"
+#include "log.h"
+
+static uint64_t next_id;                /* atomic */
+static unsigned open_connections;       /* atomic */
+
+uint64_t
+nr_connections_total (void)
+{
+  return __atomic_load_n (&next_id, __ATOMIC_RELAXED);
+}
+
+unsigned
+nr_connections_now (void)
+{
+  return __atomic_load_n (&open_connections, __ATOMIC_RELAXED);
+}
+
+static void
+describe_peer (struct connection *conn)
+{
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char host[INET6_ADDRSTRLEN] = "?";
+  int one = 1;
+
+  if (getpeername (conn->fd, (struct sockaddr *) &ss, &len) == -1) {
+    snprintf (conn->peer, sizeof conn->peer, "unknown peer");
+    return;
+  }
+  switch (ss.ss_family) {
+  case AF_INET: {
+    struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
+    inet_ntop (AF_INET, &sin->sin_addr, host, sizeof host);
+    snprintf (conn->peer, sizeof conn->peer, "%s:%d", host,
+              ntohs (sin->sin_port));
+    setsockopt (conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    break;
+  }
+  case AF_INET6: {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
+    inet_ntop (AF_INET6, &sin6->sin6_addr, host, sizeof host);
+    snprintf (conn->peer, sizeof conn->peer, "[%s]:%d", host,
+              ntohs (sin6->sin6_port));
+    setsockopt (conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    break;
+  }
+  case AF_UNIX: {
+    struct ucred cred;
+    socklen_t clen = sizeof cred;
+    if (getsockopt (conn->fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+      snprintf (conn->peer, sizeof conn->peer, "unix socket, pid %ld uid %ld",
+                (long) cred.pid, (long) cred.uid);
+    else
+      snprintf (conn->peer, sizeof conn->peer, "unix socket");
+    break;
+  }
+  default:
+    snprintf (conn->peer, sizeof conn->peer, "family %d", ss.ss_family);
+  }
+}
+
+/* ---- output (any thread, conn->lock held) ---- */
+
+static void
+drop_output_locked (struct connection *conn)
+{
+  struct outmsg *m;
+
+  while ((m = conn->out_head) != NULL) {
+    conn->out_head = m->next;
+    conn->buffered -= m->acct;
+    outmsg_free (m);
+  }
+  conn->out_tail = NULL;
+}
+
+/* Write as much of the queue as the socket takes.  Returns the bytes
+ * written, or -1 when the socket failed (conn->dead is then set and
+ * the queue dropped).
+ */
+static ssize_t
+flush_locked (struct connection *conn)
+{
+  struct iovec iov[64];
+  struct outmsg *m;
+  ssize_t r, total = 0;
+  int n;
+
+  while (conn->out_head) {
+    n = 0;
+    for (m = conn->out_head; m && n < 64; m = m->next)
+      for (size_t i = m->cur; i < m->niov && n < 64; i++)
+        iov[n++] = m->iov[i];
+    if (n > 0) {
+      r = conn->ops->send (conn, iov, n);
+      if (r == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+          return total;
+        conn_debug (conn, "send: %m");
+        conn->dead = true;
+        drop_output_locked (conn);
+        return -1;
+      }
+    }
+    else
+      r = 0;
+    total += r;
+    /* Retire what was sent. */
+    while ((m = conn->out_head) != NULL) {
+      while (m->cur < m->niov && (size_t) r >= m->iov[m->cur].iov_len) {
+        r -= m->iov[m->cur].iov_len;
+        m->cur++;
+      }
+      if (m->cur < m->niov) {
+        m->iov[m->cur].iov_base = (char *) m->iov[m->cur].iov_base + r;
+        m->iov[m->cur].iov_len -= r;
+        break;
+      }
+      conn->out_head = m->next;
+      if (conn->out_head == NULL)
+        conn->out_tail = NULL;
+      conn->buffered -= m->acct;
+      outmsg_free (m);
+    }
+  }
+  return total;
+}
+
+static void
+append_locked (struct connection *conn, struct outmsg *msg)
+{
+  msg->next = NULL;
+  if (conn->out_tail)
+    conn->out_tail->next = msg;
+  else
+    conn->out_head = msg;
+  conn->out_tail = msg;
+}
+
+/* Loop thread: output waits, so watch for the socket to drain. */
+static void
+start_writing (struct connection *conn)
+{
+  if (ev_is_active (&conn->ww))
+    return;
+  ev_io_start (conn->loop->ev, &conn->ww);
+  if (conn->phase != PHASE_HANDSHAKE && !ev_is_active (&conn->timer)) {
+    ev_timer_set (&conn->timer, opt.stall_timeout, opt.stall_timeout);
+    ev_timer_start (conn->loop->ev, &conn->timer);
+  }
+}
+
+void
+conn_queue (struct connection *conn, struct outmsg *msg)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->lock);
+  if (conn->dead) {
+    outmsg_free (msg);
+    return;
+  }
+  conn->buffered += msg->acct;
+  append_locked (conn, msg);
+}
+
+void
+conn_flush (struct connection *conn)
+{
+  bool pending;
+
+  lock_or_abort (&conn->lock);
+  if (!conn->dead && conn->out_head)
+    flush_locked (conn);
+  pending = conn->out_head != NULL && !conn->dead;
+  unlock_or_abort (&conn->lock);
+  if (pending)
+    start_writing (conn);
+}
+
+void
+conn_account (struct connection *conn, int64_t delta)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->lock);
+  conn->buffered += delta;
+}
+
+static bool
+under_limits_locked (const struct connection *conn)
+{
+  return conn->inflight < CONN_MAX_INFLIGHT
+    && conn->buffered < CONN_MAX_BUFFERED;
+}
+
+void
+conn_request_done (struct connection *conn, struct request *req,
+                   struct outmsg *reply)
+{
+  lock_or_abort (&conn->lock);
+  conn->inflight--;
+  conn->buffered -= req->acct;
+  req->acct = 0;
+  if (reply == NULL && !conn->dead) {
+    /* The client would wait for this reply forever. */
+    log_error ("conn %" PRIu64 ": no memory for a reply: dropping the "
+               "connection", conn->id);
+    conn->dead = true;
+    drop_output_locked (conn);
+  }
+  if (conn->dead)
+    outmsg_free (reply);
+  else {
+    conn->buffered += reply->acct;
+    append_locked (conn, reply);
+    if (conn->out_head == reply && conn->ops->send_from_any_thread)
+      flush_locked (conn);
+  }
+  if (conn->out_head)
+    conn->want_write = true;
+  /* Wake the loop only when it has something to do. */
+  if (conn->dead || conn->want_write
+      || (conn->read_paused && under_limits_locked (conn))
+      || (conn->inflight == 0 && conn->phase_closing))
+    loop_attention (conn->loop, conn);
+  unlock_or_abort (&conn->lock);
+  /* conn may be freed from here on. */
+  request_free (req);
+}
+
+/* ---- loop thread ---- */
+
+void
+conn_finish (struct connection *conn, const char *why)
+{
+  if (conn->phase >= PHASE_FINISHING)
+    return;
+  conn_debug (conn, "finishing: %s", why);
+  conn->phase = PHASE_FINISHING;
+  ev_io_stop (conn->loop->ev, &conn->rw);
+  if (ev_is_active (&conn->timer) && !ev_is_active (&conn->ww))
+    ev_timer_stop (conn->loop->ev, &conn->timer);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->lock);
+  conn->phase_closing = true;
+}
+
+void
+conn_kill (struct connection *conn, const char *why)
+{
+  if (conn->phase == PHASE_DEAD)
+    return;
+  conn_debug (conn, "closing: %s", why);
+  conn->phase = PHASE_DEAD;
+  ev_io_stop (conn->loop->ev, &conn->rw);
+  ev_io_stop (conn->loop->ev, &conn->ww);
+  ev_timer_stop (conn->loop->ev, &conn->timer);
+  conn->ops->shutdown (conn);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->lock);
+  conn->dead = true;
+  conn->phase_closing = true;
+  drop_output_locked (conn);
+}
+
+void
+conn_enter_transmission (struct connection *conn)
+{
+  ev_timer_stop (conn->loop->ev, &conn->timer);
+  conn->phase = PHASE_TRANSMISSION;
+}
+
+void
+conn_free (struct connection *conn)
+{
+  struct loop *loop = conn->loop;
+
+  conn_debug (conn, "closed");
+  ev_io_stop (loop->ev, &conn->rw);
+  ev_io_stop (loop->ev, &conn->ww);
+  ev_timer_stop (loop->ev, &conn->timer);
+  loop_forget (loop, conn);
+  if (conn->prev)
+    conn->prev->next = conn->next;
+  else
+    loop->conns = conn->next;
+  if (conn->next)
+    conn->next->prev = conn->prev;
+  loop->nr_conns--;
+
+  close (conn->fd);
+  if (conn->wrote && conn->exp)
+    export_flush_later (conn->exp);
+  drop_output_locked (conn);
+  if (conn->rx_req)
+    request_free (conn->rx_req);
+  free (conn->inbuf);
+  free (conn->opt_data);
+  free (conn->meta_export);
+  pthread_mutex_destroy (&conn->lock);
+  free (conn);
+  __atomic_fetch_sub (&open_connections, 1, __ATOMIC_RELAXED);
+  loop_maybe_finish (loop);
+}
+
+/* Process buffered input in the current phase. */
+static int
+process_input (struct connection *conn)
+{
+  switch (conn->phase) {
+  case PHASE_HANDSHAKE:
+    if (handshake_input (conn) == -1)
+      return -1;
+    /* The handshake may have left requests behind it in the buffer. */
+    if (conn->phase != PHASE_TRANSMISSION)
+      return 0;
+    /* fallthrough */
+  case PHASE_TRANSMISSION:
+    return request_input (conn);
+  default:
+    return 0;
+  }
+}
+
+void
+conn_check (struct connection *conn)
+{
+  bool dead, pending, resume;
+  uint32_t inflight;
+
+  for (;;) {
+    lock_or_abort (&conn->lock);
+    dead = conn->dead;
+    inflight = conn->inflight;
+    pending = conn->out_head != NULL;
+    conn->want_write = false;
+    resume = conn->read_paused && under_limits_locked (conn);
+    if (resume && conn->phase == PHASE_TRANSMISSION)
+      conn->read_paused = false;
+    unlock_or_abort (&conn->lock);
+
+    if (dead && conn->phase != PHASE_DEAD)
+      conn_kill (conn, "connection lost");
+    if (conn->phase == PHASE_DEAD) {
+      if (inflight == 0)
+        conn_free (conn);
+      return;
+    }
+    if (pending)
+      start_writing (conn);
+    if (conn->phase == PHASE_FINISHING && !pending && inflight == 0) {
+      conn->ops->shutdown (conn);
+      conn_free (conn);
+      return;
+    }
+    if (!resume || conn->phase != PHASE_TRANSMISSION)
+      return;
+    /* Under the limits again: serve what is buffered, then read. */
+    if (process_input (conn) == -1) {
+      conn_kill (conn, "protocol error");
+      continue;
+    }
+    lock_or_abort (&conn->lock);
+    resume = !conn->read_paused;
+    unlock_or_abort (&conn->lock);
+    if (resume && conn->phase == PHASE_TRANSMISSION)
+      ev_io_start (conn->loop->ev, &conn->rw);
+  }
+}
+
+static void
+read_cb (struct ev_loop *ev, ev_io *w, int revents)
+{
+  struct connection *conn = w->data;
+  ssize_t r;
+
+  if (conn->rx_req) {
+    struct request *req = conn->rx_req;
+    r = conn->ops->recv (conn, (char *) req->buf + conn->rx_got,
+                         req->count - conn->rx_got);
+    if (r > 0) {
+      conn->rx_got += r;
+      if (conn->rx_got == req->count)
+        request_payload_done (conn);
+    }
+  }
+  else {
+    if (conn->in_start > 0) {
+      memmove (conn->inbuf, conn->inbuf + conn->in_start,
+               conn->in_end - conn->in_start);
+      conn->in_end -= conn->in_start;
+      conn->in_start = 0;
+    }
+    if (conn->in_end == CONN_INBUF_SIZE) {
+      /* Cannot happen: input is consumed or reading paused. */
+      conn_kill (conn, "input buffer full");
+      conn_check (conn);
+      return;
+    }
+    r = conn->ops->recv (conn, conn->inbuf + conn->in_end,
+                         CONN_INBUF_SIZE - conn->in_end);
+    if (r > 0)
+      conn->in_end += r;
+  }
+
+  if (r == 0) {
+    if (conn->phase == PHASE_HANDSHAKE)
+      conn_kill (conn, "client closed the connection during the handshake");
+    else if (conn->rx_req || conn->discard
+             || conn->in_end > conn->in_start)
+      conn_kill (conn, "client closed the connection in the middle of "
+                 "a request");
+    else
+      conn_finish (conn, "client closed the connection");
+  }
+  else if (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    if (errno == ECONNRESET)
+      conn_kill (conn, "connection reset by the client");
+    else {
+      log_warning ("conn %" PRIu64 ": read: %m", conn->id);
+      conn_kill (conn, "read error");
+    }
+  }
+  else if (r > 0 && process_input (conn) == -1)
+    conn_kill (conn, "protocol error");
+  conn_check (conn);
+}
+
+static void
+write_cb (struct ev_loop *ev, ev_io *w, int revents)
+{
+  struct connection *conn = w->data;
+  bool empty;
+  ssize_t sent;
+
+  lock_or_abort (&conn->lock);
+  sent = flush_locked (conn);
+  empty = conn->out_head == NULL;
+  unlock_or_abort (&conn->lock);
+  if (empty) {
+    ev_io_stop (ev, &conn->ww);
+    if (conn->phase != PHASE_HANDSHAKE)
+      ev_timer_stop (ev, &conn->timer);
+  }
+  else if (conn->phase != PHASE_HANDSHAKE && sent > 0)
+    ev_timer_again (ev, &conn->timer);  /* progress: restart the clock */
+  conn_check (conn);
+}
+
+static void
+timer_cb (struct ev_loop *ev, ev_timer *w, int revents)
+{
+  struct connection *conn = w->data;
+
+  if (conn->phase == PHASE_HANDSHAKE)
+    log_warning ("conn %" PRIu64 " (%s): handshake not finished within "
+                 "%g s: closing", conn->id, conn->peer, opt.timeout);
+  else
+    log_warning ("conn %" PRIu64 " (%s): client read no reply for %g s: "
+                 "closing", conn->id, conn->peer, opt.stall_timeout);
+  conn_kill (conn, "timeout");
+  conn_check (conn);
+}
+
+struct connection *
+conn_new (struct loop *loop, int fd)
+{
+  struct connection *conn = calloc (1, sizeof *conn);
+  unsigned open;
+
+  if (conn == NULL || (conn->inbuf = malloc (CONN_INBUF_SIZE)) == NULL) {
+    log_error ("accepting a connection: %m");
+    free (conn);
+    close (fd);
+    return NULL;
+  }
+  pthread_mutex_init (&conn->lock, NULL);
+  conn->loop = loop;
+  conn->fd = fd;
+  conn->id = __atomic_add_fetch (&next_id, 1, __ATOMIC_RELAXED);
+  conn->ops = &plain_transport;
+  open = __atomic_add_fetch (&open_connections, 1, __ATOMIC_RELAXED);
+  conn->refused = open > opt.max_connections;
+  describe_peer (conn);
+
+  conn->next = loop->conns;
+  if (loop->conns)
+    loop->conns->prev = conn;
+  loop->conns = conn;
+  loop->nr_conns++;
+
+  ev_io_init (&conn->rw, read_cb, fd, EV_READ);
+  ev_io_init (&conn->ww, write_cb, fd, EV_WRITE);
+  ev_timer_init (&conn->timer, timer_cb, opt.timeout, 0.);
+  conn->rw.data = conn->ww.data = conn->timer.data = conn;
+  conn->phase = PHASE_HANDSHAKE;
+  conn_debug (conn, "accepted from %s on loop %u", conn->peer, loop->index);
+  if (conn->refused)
+    log_warning ("conn %" PRIu64 " (%s): more than %u connections: "
+                 "refusing it", conn->id, conn->peer, opt.max_connections);
+  ev_timer_start (loop->ev, &conn->timer);
+  ev_io_start (loop->ev, &conn->rw);
+  handshake_start (conn);
+  return conn;
+}

@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback daemon: declarations shared inside server/.
+ *
+ * One section per file, holding what that file owns.  The threads:
+ *
+ * - loop threads (loop.c): each runs a libev loop owning its sockets
+ *   and the protocol state of its connections; loop 0 is the main
+ *   thread and also owns the listening sockets, signals and --run;
+ * - workers (workers.c): run requests that may wait for host I/O
+ *   through the cache, then hand the reply to the connection;
+ * - the device I/O threads and the cache flusher, owned by device/
+ *   and cache/.
+ *
+ * Every thread but loop 0 has the handled signals blocked.
+ */
+#ifndef NBDL_SERVER_INTERNAL_H
+#define NBDL_SERVER_INTERNAL_H
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <ev.h>
+
+#include "cache.h"
+#include "configuration.h"
+#include "protocol.h"
+
+/* Limits. */
+#define MAX_REQUEST_SIZE    (64 * 1024 * 1024) /* largest READ/WRITE served */
+#define MAX_PAYLOAD_ADVERTISED (32 * 1024 * 1024) /* NBD_INFO_BLOCK_SIZE max */
+#define PREFERRED_BLOCK     4096               /* at least, see handshake.c */
+#define MAX_OPTION_LENGTH   (64 * 1024)        /* longer: NBD_REP_ERR_TOO_BIG */
+#define CONN_MAX_INFLIGHT   128                /* requests at workers */
+#define CONN_MAX_BUFFERED   (64 * 1024 * 1024) /* payload + reply bytes */
+#define CONN_INBUF_SIZE     (64 * 1024)
+#define FASTPATH_MAX        (1024 * 1024)      /* reads served on the loop */
+#define SPARSE_READ_MIN     (64 * 1024)        /* smaller: never OFFSET_HOLE */
+#define MAX_CONNECTIONS_DEFAULT 1000
+#define SHUTDOWN_GRACE      10.0               /* seconds to drain on SIGTERM */
+
+/* ---- main.c: daemon options (read-only once serving) ---- */
+
+struct daemon_options {
+  bool foreground;              /* -f, also implied by --run */
+  const char *port;             /* -p, NULL: 10809 */
+  const char *ipaddr;           /* -i, NULL: every address */
+  const char *unix_path;        /* -U PATH, or "-" for a private socket */
+  char *pidfile;                /* -P, made absolute */
+  const char *run;              /* --run CMD */
+  const char *exportname;       /* -e: the export --run's $uri names */
+  double timeout;               /* --timeout: handshake limit, seconds */
+  double stall_timeout;         /* --stall-timeout: unread replies */
+  unsigned loops;               /* --loops: event loop threads */
+  unsigned max_connections;     /* --max-connections */
+  bool socket_activation;       /* LISTEN_PID/LISTEN_FDS were ours */
+};
+extern struct daemon_options opt;
+extern const struct config *config;
+
+/* ---- daemon.c: detaching, pidfile, privileges ---- */
+
+/* Fork; the parent waits until the child calls daemon_ready (exit 0)
+ * or exits (exit 1).  The child runs on in a new session.
+ */
+extern void daemon_start (void);
+/* Detach stdio, log to syslog and release the waiting parent. */
+extern void daemon_ready (void);
+extern int pidfile_write (void);
+extern void pidfile_remove (void);
+/* user=: setgroups/setgid/setuid.  Returns -1 (logged) on failure. */
+extern int drop_privileges (const struct config *cfg);
+
+/* ---- log-syslog.c ---- */
+
+extern void log_to_syslog (void);
+
+/* ---- exports.c: the export table ---- */
+
+struct export {
+  char *name;                   /* "lo0", ..., "ram0" */
+  char *description;            /* for LIST and NBD_INFO_DESCRIPTION */
+  struct device *dev;           /* NULL for ram0 */
+  struct cache_export *ce;      /* from cache_export_open{,_ram} */
+  uint64_t size;
+  uint32_t blksz;
+  bool readonly;
+  bool can_fua;
+  /* Counters, updated with atomics, logged on SIGUSR1. */
+  uint64_t fastpath_reads;      /* reads answered on a loop thread */
+  uint64_t worker_requests;     /* requests handed to workers */
+};
+extern struct export *exports;
+extern size_t nr_exports;
+
+extern int exports_open_devices (const struct config *cfg);
+extern int exports_open_cache (const struct config *cfg);
+/* Write everything back and close: caches, cache_shutdown, I/O
+ * threads, devices.  Returns -1 if any write-back failed.
+ */
+extern int exports_close (void);
+/* NULL if unknown; the empty name is the first export. */
+extern struct export *export_find (const char *name, size_t len);
+/* In the background, write back what a closed connection left dirty. */
+extern void export_flush_later (struct export *exp);
+extern uint16_t export_transmission_flags (const struct export *exp,
+                                           bool structured);
+extern void exports_log_stats (void);
+
+/* ---- listen.c: listening sockets ---- */
+
+extern int listen_open (void);
+extern void listen_start (struct ev_loop *ev);
+extern void listen_stop (void);
+extern void listen_cleanup (void);
+extern const char *listen_unix_path (void);   /* NULL if TCP */
+extern int listen_tcp_port (void);             /* -1 if none */
+extern const char *listen_tcp_host (void);     /* for $uri */
+
+/* ---- loop.c: event loop threads ---- */
+
+struct connection;
+
+struct loop {
+  unsigned index;
+  struct ev_loop *ev;
+  pthread_t thread;             /* not used for loop 0 */
+  ev_async wake;                /* anything below changed */
+  ev_timer grace;               /* SIGTERM: drop stragglers after this */
+
+  pthread_mutex_t lock;         /* guards the fields down to the blank */
+  struct connection *attention; /* list of connections to look at */
+  int *new_fds;                 /* accepted sockets handed to this loop */
+  size_t nr_new_fds, cap_new_fds;
+  bool stop;                    /* server shutting down */
+
+  /* Loop thread only. */
+  struct connection *conns;     /* doubly linked list of connections */
+  size_t nr_conns;
+  bool stopping;
+};
+
+extern struct loop *loops;
+extern unsigned nr_loops;
+
+extern int loops_init (unsigned n);
+extern int loops_start_threads (void);
+/* Run loop 0 on the calling thread until the server stopped and every
+ * loop has closed its connections; then join the other loops.
+ */
+extern void loops_run (void);
+extern void loops_free (void);
+/* An accepted socket: pick a loop and hand it over (loop 0 only). */
+extern void loop_adopt_fd (int fd);
+/* Begin the orderly shutdown (loop 0 only). */
+extern void server_shutdown (void);
+extern bool server_is_shutting_down (void);
+/* Ask a loop to look at a connection (any thread; conn->lock held). */
+extern void loop_attention (struct loop *loop, struct connection *conn);
+extern void loop_forget (struct loop *loop, struct connection *conn);
+/* Loop 0: finish once the captive child and connections are gone. */
+extern void loop_maybe_finish (struct loop *loop);
+
+/* ---- transport.c: how bytes move (plain sockets; TLS later) ---- */
+
+struct transport_ops {
+  const char *name;
+  /* Return bytes moved, 0 on EOF (recv), -1 with errno (EAGAIN when
+   * the socket is not ready).
+   */
+  ssize_t (*recv) (struct connection *conn, void *buf, size_t len);
+  ssize_t (*send) (struct connection *conn, const struct iovec *iov,
+                   int iovcnt);
+  /* Bytes already decrypted but not yet returned by recv. */
+  bool (*pending) (struct connection *conn);
+  void (*shutdown) (struct connection *conn);
+  /* May a worker thread call send directly (under conn->lock)? */
+  bool send_from_any_thread;
+};
+extern const struct transport_ops plain_transport;
+
+/* ---- reply.c: outgoing messages and errors ---- */
+
+/* One message queued on a connection: a reply, or option replies.
+ * Small headers live in the arena after the struct; data buffers are
+ * referenced and freed once the message has been sent.
+ */
+struct outmsg {
+  struct outmsg *next;
+  void *data;                   /* freed once sent, or NULL */
+  size_t acct;                  /* bytes to take off conn->buffered */
+  size_t niov, max_iov;
+  size_t cur;                   /* first iovec not completely sent */
+  size_t hdr_used, hdr_cap;
+  struct iovec *iov;
+  char *hdr;
+};
+
+extern struct outmsg *outmsg_new (size_t max_iov, size_t hdr_cap);
+extern void outmsg_free (struct outmsg *msg);
+/* Reserve len bytes of header and add them as the next iovec. */
+extern void *outmsg_put (struct outmsg *msg, size_t len);
+extern void outmsg_put_data (struct outmsg *msg, const void *buf, size_t len);
+extern size_t outmsg_bytes (const struct outmsg *msg);
+
+/* The one errno to NBD error map. */
+extern uint32_t nbd_errno (int err, uint16_t cmd_flags);
+
+struct request;
+/* Success without data: a simple reply. */
+extern struct outmsg *reply_ok (const struct request *req);
+/* An error, structured (with the message) when negotiated. */
+extern struct outmsg *reply_error (const struct request *req, bool structured,
+                                   int err, const char *msg);
+/* A READ reply of at most MAX_PAYLOAD_ADVERTISED bytes with room for
+ * the data inside the message (one allocation, one iovec): *data is
+ * where to read it to.
+ */
+extern struct outmsg *reply_read_inline (const struct request *req,
+                                         bool structured, void **data);
+/* The data of a READ, whole (a simple reply, or OFFSET_DATA chunks);
+ * takes buf (freed when sent).
+ */
+extern struct outmsg *reply_read_data (const struct request *req,
+                                       bool structured, void *buf);
+
+/* A run of a sparse READ: data (at buf + offset - req->offset) or a
+ * hole.
+ */
+struct read_run {
+  uint64_t offset;
+  uint64_t length;
+  bool hole;
+};
+extern struct outmsg *reply_read_runs (const struct request *req, void *buf,
+                                       const struct read_run *runs,
+                                       size_t nr_runs);
+extern struct outmsg *reply_block_status (const struct request *req,
+                                          uint32_t context_id,
+                                          const struct nbd_block_descriptor *d,
+                                          size_t nr);
+
+/* ---- workers.c: the request worker pool (blk thread=) ---- */
+
+struct job {
+  struct job *next;
+  void (*run) (struct job *job);
+};
+
+extern int workers_start (unsigned max, unsigned low, unsigned high);
+extern void workers_submit (struct job *job);
+extern void workers_stop (void);
+
+/* ---- connection.c: one client ---- */
+
+enum conn_phase {
+  PHASE_HANDSHAKE,              /* handshake.c has the input */
+  PHASE_TRANSMISSION,           /* request.c has the input */
+  PHASE_FINISHING,              /* no more input: answer what is in flight */
+  PHASE_DEAD,                   /* nothing more is sent; free when idle */
+};
+
+/* The handshake's named states (handshake.c). */
+enum hs_state {
+  HS_CLIENT_FLAGS,              /* waiting for the 32-bit client flags */
+  HS_OPTION,                    /* waiting for a 16-byte option header */
+  HS_OPTION_DATA,               /* collecting the option's data */
+  HS_OPTION_SKIP,               /* discarding an over-long option */
+  HS_DONE,                      /* transmission entered, or closing */
+};
+
+struct request;
+
+struct connection {
+  /* Set when created, read-only afterwards. */
+  struct loop *loop;
+  int fd;
+  uint64_t id;                  /* "conn 7" in messages */
+  char peer[80];
+  const struct transport_ops *ops;
+  bool refused;                 /* over --max-connections */
+
+  /* Loop thread only. */
+  struct connection *prev, *next;  /* loop->conns */
+  ev_io rw, ww;
+  ev_timer timer;               /* handshake limit, then write stall */
+  enum conn_phase phase;
+  char *inbuf;                  /* CONN_INBUF_SIZE bytes */
+  size_t in_start, in_end;
+  /* Handshake state (handshake.c). */
+  enum hs_state hs;
+  bool no_zeroes;
+  struct nbd_option opt_hdr;    /* host byte order */
+  char *opt_data;
+  size_t opt_got;
+  uint64_t opt_skip;
+  bool structured;              /* NBD_OPT_STRUCTURED_REPLY acked */
+  bool meta_allocation;         /* base:allocation selected ... */
+  char *meta_export;            /* ... for this export */
+  /* Transmission state (request.c). */
+  struct export *exp;
+  uint16_t tflags;
+  struct request *rx_req;       /* WRITE whose payload is arriving */
+  size_t rx_got;
+  uint64_t discard;             /* payload bytes of a refused WRITE left */
+  bool wrote;                   /* sent a write, zero or trim */
+
+  /* Guarded by lock.  Lock order: conn->lock, then loop->lock. */
+  pthread_mutex_t lock;
+  struct outmsg *out_head, *out_tail;
+  uint32_t inflight;            /* requests at workers */
+  uint64_t buffered;            /* bytes held: payloads and queued replies */
+  bool dead;                    /* socket failed: drop replies */
+  bool read_paused;             /* over the limits: rw stopped */
+  bool want_write;              /* output waits: the loop must start ww */
+  bool phase_closing;           /* FINISHING or DEAD: wake the loop at 0 */
+  bool attention;               /* on loop->attention (guarded by loop->lock) */
+  struct connection *attention_next;  /* (guarded by loop->lock) */
+};
+
+extern struct connection *conn_new (struct loop *loop, int fd);
+/* Loop thread: queue a message without writing it yet, so replies to
+ * a batch of requests leave in one sendmsg; conn_flush writes them.
+ */
+extern void conn_queue (struct connection *conn, struct outmsg *msg);
+extern void conn_flush (struct connection *conn);
+/* A worker finished a request: queue its reply, wake the loop if
+ * it has something to do.
+ */
+extern void conn_request_done (struct connection *conn, struct request *req,
+                               struct outmsg *reply);
+/* Loop thread: look at a connection after others changed it. */
+extern void conn_check (struct connection *conn);
+/* Loop thread: stop reading; close once everything is answered. */
+extern void conn_finish (struct connection *conn, const char *why);
+/* Loop thread: drop the connection now (replies are discarded). */
+extern void conn_kill (struct connection *conn, const char *why);
+/* Loop thread: transmission entered: stop the handshake timer. */
+extern void conn_enter_transmission (struct connection *conn);
+/* Account bytes held for a request (any thread, lock not held). */
+extern void conn_account (struct connection *conn, int64_t delta);
+extern void conn_free (struct connection *conn);
+extern uint64_t nr_connections_total (void);
+extern unsigned nr_connections_now (void);
+
+#define conn_debug(conn, fs, ...) \
+  log_debug ("conn %" PRIu64 ": " fs, (conn)->id, ##__VA_ARGS__)
+
+/* ---- handshake.c: fixed newstyle negotiation ---- */
+
+/* Queue the greeting. */
+extern void handshake_start (struct connection *conn);
+/* Consume input; returns -1 to drop the connection. */
+extern int handshake_input (struct connection *conn);
+
+/* ---- request.c: the transmission phase ---- */
+
+struct request {
+  struct job job;               /* first: workers see a job */
+  struct connection *conn;
+  uint16_t flags;               /* NBD_CMD_FLAG_* */
+  uint16_t type;                /* NBD_CMD_* */
+  uint64_t cookie;
+  uint64_t offset;
+  uint32_t count;
+  void *buf;                    /* WRITE payload or READ data, or NULL */
+  struct outmsg *msg;           /* small READ: the reply, data inside ... */
+  void *msg_data;               /* ... here */
+  size_t acct;                  /* bytes counted in conn->buffered */
+};
+
+extern int request_input (struct connection *conn);
+/* A WRITE payload completed (read straight into rx_req->buf). */
+extern void request_payload_done (struct connection *conn);
+extern void request_free (struct request *req);
+
+/* ---- signals.c ---- */
+
+extern void signals_block (void);
+extern void signals_unblock_for_child (void);
+extern void signals_start (struct ev_loop *ev);
+extern void signals_stop (struct ev_loop *ev);
+
+/* ---- captive.c: --run ---- */
+
+extern int captive_start (struct ev_loop *ev);
+/* Loop 0: the child has gone (or there was none). */
+extern bool captive_done (void);
+/* Ask the child to exit (shutdown by signal). */
+extern void captive_terminate (void);
+/* The exit status --run asks for, or -1 without --run. */
+extern int captive_status (void);
+
+#endif /* NBDL_SERVER_INTERNAL_H */

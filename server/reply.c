@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback daemon: building replies, and the errno map.
+ *
+ * A reply is one outmsg: an iovec list over small headers kept in the
+ * message's own arena and, for reads, the data buffer, which the
+ * message frees once sent.  Simple replies serve clients that did not
+ * negotiate structured replies (and successful non-reads of those that
+ * did); structured ones carry reads as OFFSET_DATA and OFFSET_HOLE
+ * chunks, block status, and errors with a message.  Byte order is
+ * converted here and nowhere else on the way out.
+ */
+#include <config.h>
+
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+
+struct outmsg *
+outmsg_new (size_t max_iov, size_t hdr_cap)
+{
+  struct outmsg *msg;
+
+  msg = malloc (sizeof *msg + max_iov * sizeof (struct iovec) + hdr_cap);
+  if (msg == NULL)
+    return NULL;
+  memset (msg, 0, sizeof *msg);
+  msg->max_iov = max_iov;
+  msg->hdr_cap = hdr_cap;
+  msg->iov = (struct iovec *) (msg + 1);
+  msg->hdr = (char *) (msg->iov + max_iov);
+  return msg;
+}
+
+void
+outmsg_free (struct outmsg *msg)
+{
+  if (msg) {
+    free (msg->data);
+    free (msg);
+  }
+}
+
+void *
+outmsg_put (struct outmsg *msg, size_t len)
+{
+  void *p = msg->hdr + msg->hdr_used;
+
+  if (msg->hdr_used + len > msg->hdr_cap)
+    abort ();                   /* the caller sized the message wrongly */
+  msg->hdr_used += len;
+  /* Consecutive header pieces share one iovec. */
+  if (msg->niov > 0) {
+    struct iovec *prev = &msg->iov[msg->niov - 1];
+    char *base = prev->iov_base;
+
+    if (base >= msg->hdr && base < msg->hdr + msg->hdr_cap
+        && base + prev->iov_len == (char *) p) {
+      prev->iov_len += len;
+      return p;
+    }
+  }
+  if (msg->niov >= msg->max_iov)
+    abort ();
+  msg->iov[msg->niov++] = (struct iovec) { .iov_base = p, .iov_len = len };
+  return p;
+}
+
+void
+outmsg_put_data (struct outmsg *msg, const void *buf, size_t len)
+{
+  if (msg->niov >= msg->max_iov)
+    abort ();
+  if (len > 0)
+    msg->iov[msg->niov++] = (struct iovec) {
+      .iov_base = (void *) buf, .iov_len = len
+    };
+}
+
+size_t
+outmsg_bytes (const struct outmsg *msg)
+{
+  size_t n = 0;
+
+  for (size_t i = msg->cur; i < msg->niov; i++)
+    n += msg->iov[i].iov_len;
+  return n;
+}
+
+/* The one errno to NBD error map.  ENOTSUP means something only for
+ * FAST_ZERO and EOVERFLOW only for DF; elsewhere they, and anything
+ * not listed, become EINVAL as the protocol asks.
+ */
+uint32_t
+nbd_errno (int err, uint16_t cmd_flags)
+{
+  switch (err) {
+  case 0:
+    return NBD_SUCCESS;
+  case EROFS:
+  case EPERM:
+  case EACCES:
+    return NBD_EPERM;
+  case EIO:
+    return NBD_EIO;
+  case ENOMEM:
+    return NBD_ENOMEM;
+  case ENOSPC:
+  case EDQUOT:
+  case EFBIG:
+    return NBD_ENOSPC;
+  case ESHUTDOWN:
+    return NBD_ESHUTDOWN;
+  case ENOTSUP:
+#if EOPNOTSUPP != ENOTSUP
+  case EOPNOTSUPP:
+#endif
+    return cmd_flags & NBD_CMD_FLAG_FAST_ZERO ? NBD_ENOTSUP : NBD_EINVAL;
+  case EOVERFLOW:
+    return cmd_flags & NBD_CMD_FLAG_DF ? NBD_EOVERFLOW : NBD_EINVAL;
+  default:
+    return NBD_EINVAL;
+  }
+}
+
+static void
+put_simple (struct outmsg *msg, const struct request *req, uint32_t error)
+{
+  struct nbd_simple_reply *r = outmsg_put (msg, sizeof *r);
+
+  r->magic = htobe32 (NBD_SIMPLE_REPLY_MAGIC);
+  r->error = htobe32 (error);
+  r->cookie = htobe64 (req->cookie);
+}
+
+static void
+put_chunk (struct outmsg *msg, const struct request *req, uint16_t flags,
+           uint16_t type, uint32_t length)
+{
+  struct nbd_structured_reply *r = outmsg_put (msg, sizeof *r);
+
+  r->magic = htobe32 (NBD_STRUCTURED_REPLY_MAGIC);
+  r->flags = htobe16 (flags);
+  r->type = htobe16 (type);
+  r->cookie = htobe64 (req->cookie);
+  r->length = htobe32 (length);
+}
+
+struct outmsg *
+reply_ok (const struct request *req)
+{
+  struct outmsg *msg = outmsg_new (1, sizeof (struct nbd_simple_reply));
+
+  if (msg)
+    put_simple (msg, req, NBD_SUCCESS);
+  return msg;
+}
+
+struct outmsg *
+reply_error (const struct request *req, bool structured, int err,
+             const char *text)
+{
+  uint32_t error = nbd_errno (err, req->flags);
+  size_t len = text ? strlen (text) : 0;
+  struct outmsg *msg;
+
+  if (error == NBD_SUCCESS)     /* an error path must not look like success */
+    error = NBD_EIO;
+  if (!structured) {
+    msg = outmsg_new (1, sizeof (struct nbd_simple_reply));
+    if (msg)
+      put_simple (msg, req, error);
+    return msg;
+  }
+  if (len > NBD_MAX_STRING)
+    len = NBD_MAX_STRING;
+  msg = outmsg_new (1, sizeof (struct nbd_structured_reply)
+                    + sizeof (struct nbd_chunk_error) + len);
+  if (msg) {
+    struct nbd_chunk_error *e;
+
+    put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR,
+               sizeof *e + len);
+    e = outmsg_put (msg, sizeof *e);
+    e->error = htobe32 (error);
+    e->msg_len = htobe16 (len);
+    memcpy (outmsg_put (msg, len), text, len);
+  }
+  return msg;
+}
+
+/* OFFSET_DATA chunks for [offset, offset+length) of the request, at
+ * most MAX_PAYLOAD_ADVERTISED each (the protocol forbids chunks larger
+ * than the advertised maximum payload).
+ */
+static void
+put_data_chunks (struct outmsg *msg, const struct request *req,
+                 const char *buf, uint64_t offset, uint64_t length,
+                 bool last)
+{
+  while (length > 0) {
+    uint64_t n = length > MAX_PAYLOAD_ADVERTISED
+      ? MAX_PAYLOAD_ADVERTISED : length;
+    struct nbd_chunk_offset_data *d;
+
+    put_chunk (msg, req, last && n == length ? NBD_REPLY_FLAG_DONE : 0,
+               NBD_REPLY_TYPE_OFFSET_DATA, sizeof *d + n);
+    d = outmsg_put (msg, sizeof *d);
+    d->offset = htobe64 (offset);
+    outmsg_put_data (msg, buf + (offset - req->offset), n);
+    offset += n;
+    length -= n;
+  }
+}
+
+#define CHUNKS_OF(len) (((len) + MAX_PAYLOAD_ADVERTISED - 1) \
+                        / MAX_PAYLOAD_ADVERTISED)
+
+struct outmsg *
+reply_read_data (const struct request *req, bool structured, void *buf)
+{
+  struct outmsg *msg;
+  size_t chunks = CHUNKS_OF (req->count);
+
+  if (!structured) {
+    msg = outmsg_new (2, sizeof (struct nbd_simple_reply));
+    if (msg == NULL)
+      return NULL;
+    put_simple (msg, req, NBD_SUCCESS);
+    outmsg_put_data (msg, buf, req->count);
+  }
+  else if (req->count == 0) {
+    msg = outmsg_new (1, sizeof (struct nbd_structured_reply));
+    if (msg == NULL)
+      return NULL;
+    put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
+  }
+  else {
+    msg = outmsg_new (2 * chunks,
+                      chunks * (sizeof (struct nbd_structured_reply)
+                                + sizeof (struct nbd_chunk_offset_data)));
+    if (msg == NULL)
+      return NULL;
+    put_data_chunks (msg, req, buf, req->offset, req->count, true);
+  }
+  msg->data = buf;
+  return msg;
+}
+
+struct outmsg *
+reply_read_inline (const struct request *req, bool structured, void **data)
+{
+  size_t hdr = structured ? sizeof (struct nbd_structured_reply)
+    + sizeof (struct nbd_chunk_offset_data) : sizeof (struct nbd_simple_reply);
+  struct outmsg *msg = outmsg_new (1, hdr + req->count);
+
+  if (msg == NULL)
+    return NULL;
+  if (structured) {
+    struct nbd_chunk_offset_data *d;
+
+    put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
+               sizeof *d + req->count);
+    d = outmsg_put (msg, sizeof *d);
+    d->offset = htobe64 (req->offset);
+  }
+  else
+    put_simple (msg, req, NBD_SUCCESS);
+  *data = outmsg_put (msg, req->count);  /* joins the header's iovec */
+  return msg;
+}
+
+struct outmsg *
+reply_read_runs (const struct request *req, void *buf,
+                 const struct read_run *runs, size_t nr_runs)
+{
+  size_t max_iov = 0, hdr = 0;
+  struct outmsg *msg;
+
+  for (size_t i = 0; i < nr_runs; i++) {
+    if (runs[i].hole) {
+      max_iov += 1;
+      hdr += sizeof (struct nbd_structured_reply)
+        + sizeof (struct nbd_chunk_offset_hole);
+    }
+    else {
+      size_t c = CHUNKS_OF (runs[i].length);
+      max_iov += 2 * c;
+      hdr += c * (sizeof (struct nbd_structured_reply)
+                  + sizeof (struct nbd_chunk_offset_data));
+    }
+  }
+  msg = outmsg_new (max_iov, hdr);
+  if (msg == NULL)
+    return NULL;
+  for (size_t i = 0; i < nr_runs; i++) {
+    bool last = i == nr_runs - 1;
+
+    if (runs[i].hole) {
+      struct nbd_chunk_offset_hole *h;
+
+      put_chunk (msg, req, last ? NBD_REPLY_FLAG_DONE : 0,
+                 NBD_REPLY_TYPE_OFFSET_HOLE, sizeof *h);
+      h = outmsg_put (msg, sizeof *h);
+      h->offset = htobe64 (runs[i].offset);
+      h->length = htobe32 (runs[i].length);
+    }
+    else
+      put_data_chunks (msg, req, buf, runs[i].offset, runs[i].length, last);
+  }
+  msg->data = buf;
+  return msg;
+}
+
+struct outmsg *
+reply_block_status (const struct request *req, uint32_t context_id,
+                    const struct nbd_block_descriptor *d, size_t nr)
+{
+  size_t len = sizeof (struct nbd_chunk_block_status) + nr * sizeof *d;
+  struct outmsg *msg;
+  struct nbd_chunk_block_status *bs;
+  struct nbd_block_descriptor *out;
+
+  msg = outmsg_new (1, sizeof (struct nbd_structured_reply) + len);
+  if (msg == NULL)
+    return NULL;
+  put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, len);
+  bs = outmsg_put (msg, sizeof *bs);
+  bs->context_id = htobe32 (context_id);
+  out = outmsg_put (msg, nr * sizeof *d);
+  for (size_t i = 0; i < nr; i++) {
+    out[i].length = htobe32 (d[i].length);
+    out[i].status = htobe32 (d[i].status);
+  }
+  return msg;
+}

@@ -1,0 +1,623 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback daemon: the transmission phase.
+ *
+ * The loop thread decodes requests from the connection's input,
+ * checks each in validate_request (the one place that logs "invalid
+ * request: ..." and picks the errno) and then either answers it on the
+ * spot or hands it to the worker pool:
+ *
+ * - a READ of at most FASTPATH_MAX bytes that the cache holds entirely
+ *   is answered by cache_read_nowait on the loop thread: no handoff;
+ * - everything else that may wait for host I/O (cache misses, writes,
+ *   flushes, zeroes, trims, prefetch, block status) runs on a worker,
+ *   which sends the reply itself (connection.c).
+ *
+ * Replies may therefore leave in any order.  A refused WRITE's payload
+ * is still read and thrown away so the stream stays in step; a request
+ * with a bad magic drops the connection, since nothing after it can be
+ * trusted.  The mapping of NBD flags to cache flags is here too:
+ * FUA -> CACHE_FUA, no NO_HOLE -> CACHE_MAY_TRIM, FAST_ZERO ->
+ * CACHE_FAST_ZERO.
+ */
+#include <config.h>
+
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "internal.h"
+#include "log.h"
+
+#define MAX_READ_RUNS 256         /* chunks of one sparse READ */
+#define MAX_DESCRIPTORS (1 << 16) /* extents of one BLOCK_STATUS reply */
+
+static const char *
+command_name (uint16_t type)
+{
+  switch (type) {
+  case NBD_CMD_READ: return "NBD_CMD_READ";
+  case NBD_CMD_WRITE: return "NBD_CMD_WRITE";
+  case NBD_CMD_DISC: return "NBD_CMD_DISC";
+  case NBD_CMD_FLUSH: return "NBD_CMD_FLUSH";
+  case NBD_CMD_TRIM: return "NBD_CMD_TRIM";
+  case NBD_CMD_CACHE: return "NBD_CMD_CACHE";
+  case NBD_CMD_WRITE_ZEROES: return "NBD_CMD_WRITE_ZEROES";
+  case NBD_CMD_BLOCK_STATUS: return "NBD_CMD_BLOCK_STATUS";
+  default: return "unknown command";
+  }
+}
+
+void
+request_free (struct request *req)
+{
+  if (req) {
+    free (req->buf);
+    outmsg_free (req->msg);
+    free (req);
+  }
+}
+
+/* The one validity check.  Returns 0, or the errno the client gets,
+ * having logged why.
+ */
+static int
+validate_request (struct connection *conn, const struct request *req)
+{
+  const struct export *exp = conn->exp;
+  const uint16_t known = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE
+    | NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO;
+  bool is_write = req->type == NBD_CMD_WRITE || req->type == NBD_CMD_TRIM
+    || req->type == NBD_CMD_WRITE_ZEROES;
+  char what[128];
+  int err = EINVAL;
+
+  switch (req->type) {
+  case NBD_CMD_READ: case NBD_CMD_WRITE: case NBD_CMD_FLUSH:
+  case NBD_CMD_TRIM: case NBD_CMD_CACHE: case NBD_CMD_WRITE_ZEROES:
+  case NBD_CMD_BLOCK_STATUS:
+    break;
+  default:
+    snprintf (what, sizeof what, "unknown command %" PRIu16, req->type);
+    goto invalid;
+  }
+
+  if (req->flags & ~known) {
+    snprintf (what, sizeof what, "unknown flags 0x%" PRIx16,
+              (uint16_t) (req->flags & ~known));
+    goto invalid;
+  }
+  /* Before the FUA check: a FUA write to a read-only export (which
+   * offers no FUA) is refused for being a write.
+   */
+  if (is_write && exp->readonly) {
+    snprintf (what, sizeof what, "%s on read-only export %s",
+              command_name (req->type), exp->name);
+    err = EPERM;
+    goto invalid;
+  }
+  if ((req->flags & NBD_CMD_FLAG_FUA) && !(conn->tflags & NBD_FLAG_SEND_FUA)) {
+    snprintf (what, sizeof what, "FUA flag, but this export offers no "
+              "FUA (commit=none)");
+    goto invalid;
+  }
+  if ((req->flags & (NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO))
+      && req->type != NBD_CMD_WRITE_ZEROES) {
+    snprintf (what, sizeof what, "NO_HOLE or FAST_ZERO flag on %s",
+              command_name (req->type));
+    goto invalid;
+  }
+  if (req->flags & NBD_CMD_FLAG_DF) {
+    if (req->type != NBD_CMD_READ || !conn->structured) {
+      snprintf (what, sizeof what, "DF flag on %s%s",
+                command_name (req->type),
+                conn->structured ? "" : " without structured replies");
+      goto invalid;
+    }
+  }
+  if ((req->flags & NBD_CMD_FLAG_REQ_ONE)
+      && req->type != NBD_CMD_BLOCK_STATUS) {
+    snprintf (what, sizeof what, "REQ_ONE flag on %s",
+              command_name (req->type));
+    goto invalid;
+  }
+
+  if (req->type == NBD_CMD_FLUSH && (req->offset || req->count)) {
+    snprintf (what, sizeof what, "NBD_CMD_FLUSH with offset %" PRIu64
+              " and count %" PRIu32 " (must be 0)", req->offset, req->count);
+    goto invalid;
+  }
+  if ((req->type == NBD_CMD_READ || req->type == NBD_CMD_WRITE)
+      && req->count > MAX_REQUEST_SIZE) {
+    snprintf (what, sizeof what, "%s of %" PRIu32 " bytes (at most %d)",
+              command_name (req->type), req->count, MAX_REQUEST_SIZE);
+    goto invalid;
+  }
+  if ((req->flags & NBD_CMD_FLAG_DF) && req->count > MAX_PAYLOAD_ADVERTISED) {
+    snprintf (what, sizeof what, "DF read of %" PRIu32 " bytes does not fit "
+              "one chunk", req->count);
+    err = EOVERFLOW;
+    goto invalid;
+  }
+  if (req->type != NBD_CMD_FLUSH
+      && (req->offset > exp->size || req->count > exp->size - req->offset)) {
+    snprintf (what, sizeof what, "%s offset %" PRIu64 " count %" PRIu32
+              " is beyond the end of %s (size %" PRIu64 ")",
+              command_name (req->type), req->offset, req->count, exp->name,
+              exp->size);
+    err = req->type == NBD_CMD_WRITE || req->type == NBD_CMD_WRITE_ZEROES
+      ? ENOSPC : EINVAL;
+    goto invalid;
+  }
+  if (req->type == NBD_CMD_BLOCK_STATUS) {
+    if (!conn->structured || !conn->meta_allocation) {
+      snprintf (what, sizeof what, "NBD_CMD_BLOCK_STATUS without a "
+                "negotiated metadata context");
+      goto invalid;
+    }
+    if (req->count == 0) {
+      snprintf (what, sizeof what, "NBD_CMD_BLOCK_STATUS of 0 bytes");
+      goto invalid;
+    }
+  }
+  return 0;
+
+ invalid:
+  log_warning ("conn %" PRIu64 ": invalid request: %s", conn->id, what);
+  return err;
+}
+
+/* ---- on a worker ---- */
+
+struct runs_ctx {
+  struct read_run runs[MAX_READ_RUNS + 1];
+  size_t n;
+  uint64_t end;                 /* of the request */
+  uint64_t covered;             /* runs reach this far */
+  bool full;
+};
+
+static int
+add_read_run (void *opaque, uint64_t offset, uint64_t length, bool hole)
+{
+  struct runs_ctx *c = opaque;
+  uint64_t start = offset > c->covered ? offset : c->covered;
+  uint64_t end = offset + length < c->end ? offset + length : c->end;
+  struct read_run *last = c->n ? &c->runs[c->n - 1] : NULL;
+
+  if (end <= start)
+    return 0;
+  if (last && last->hole == hole && last->offset + last->length == start)
+    last->length += end - start;
+  else if (c->n == MAX_READ_RUNS) {
+    c->full = true;
+    errno = 0;
+    return -1;
+  }
+  else
+    c->runs[c->n++] = (struct read_run) {
+      .offset = start, .length = end - start, .hole = hole
+    };
+  c->covered = end;
+  return 0;
+}
+
+static struct outmsg *
+do_read (struct request *req)
+{
+  struct connection *conn = req->conn;
+  struct cache_export *ce = conn->exp->ce;
+  struct outmsg *msg;
+  void *buf;
+
+  if (req->msg && (!conn->structured || (req->flags & NBD_CMD_FLAG_DF)
+                   || req->count < SPARSE_READ_MIN)) {
+    /* A small read: straight into its reply. */
+    if (cache_read (ce, req->msg_data, req->count, req->offset) == -1)
+      return reply_error (req, conn->structured, errno, strerror (errno));
+    msg = req->msg;
+    req->msg = NULL;
+    msg->acct = req->count;
+    return msg;
+  }
+  if (req->buf == NULL) {
+    outmsg_free (req->msg);
+    req->msg = NULL;
+    req->buf = malloc (req->count);
+    if (req->buf == NULL)
+      return reply_error (req, conn->structured, ENOMEM, "out of memory");
+  }
+  buf = req->buf;
+  if (!conn->structured || (req->flags & NBD_CMD_FLAG_DF)) {
+    if (cache_read (ce, buf, req->count, req->offset) == -1)
+      return reply_error (req, conn->structured, errno, strerror (errno));
+    msg = reply_read_data (req, conn->structured, buf);
+  }
+  else {
+    /* Structured: holes travel as OFFSET_HOLE and are not read (nor
+     * cached).  Many small extents beyond MAX_READ_RUNS are read as
+     * one run of data.
+     */
+    CLEANUP_FREE struct runs_ctx *c = malloc (sizeof *c);
+
+    if (c == NULL)
+      return reply_error (req, true, ENOMEM, "out of memory");
+    c->n = 0;
+    c->end = req->offset + req->count;
+    c->covered = req->offset;
+    c->full = false;
+    if (cache_extents (ce, req->count, req->offset, add_read_run, c) == -1
+        && !c->full) {
+      log_debug ("conn %" PRIu64 ": extents for a read: %m: reading it all",
+                 conn->id);
+      c->n = 0;
+      c->covered = req->offset;
+    }
+    if (c->covered < c->end)
+      add_read_run (c, c->covered, c->end - c->covered, false);
+    if (c->covered < c->end) {    /* the run array was full */
+      c->runs[c->n++] = (struct read_run) {
+        .offset = c->covered, .length = c->end - c->covered, .hole = false
+      };
+    }
+    for (size_t i = 0; i < c->n; i++) {
+      struct read_run *r = &c->runs[i];
+      if (!r->hole
+          && cache_read (ce, (char *) buf + (r->offset - req->offset),
+                         r->length, r->offset) == -1)
+        return reply_error (req, true, errno, strerror (errno));
+    }
+    msg = reply_read_runs (req, buf, c->runs, c->n);
+  }
+  if (msg) {
+    req->buf = NULL;            /* the message owns it now */
+    msg->acct = req->count;
+  }
+  return msg;
+}
+
+struct status_ctx {
+  struct nbd_block_descriptor *d;
+  size_t n, cap;
+  uint64_t covered, end;
+  bool req_one;
+  bool full;
+};
+
+static int
+add_descriptor (void *opaque, uint64_t offset, uint64_t length, bool hole)
+{
+  struct status_ctx *c = opaque;
+  uint32_t status = hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+  uint64_t start = offset > c->covered ? offset : c->covered;
+  uint64_t end = offset + length < c->end ? offset + length : c->end;
+
+  if (end <= start)
+    return 0;
+  /* Lengths stay below 2^32: they never exceed the request's count. */
+  if (c->n && c->d[c->n - 1].status == status)
+    c->d[c->n - 1].length += end - start;
+  else if (c->req_one && c->n == 1) {
+    c->full = true;
+    errno = 0;
+    return -1;
+  }
+  else {
+    if (c->n == c->cap) {
+      struct nbd_block_descriptor *p;
+      if (c->cap == MAX_DESCRIPTORS) {
+        c->full = true;         /* the reply covers a prefix: allowed */
+        errno = 0;
+        return -1;
+      }
+      p = realloc (c->d, 2 * c->cap * sizeof *p);
+      if (p == NULL)
+        return -1;
+      c->d = p;
+      c->cap *= 2;
+    }
+    c->d[c->n++] = (struct nbd_block_descriptor) {
+      .length = end - start, .status = status
+    };
+  }
+  c->covered = end;
+  return 0;
+}
+
+static struct outmsg *
+do_block_status (struct request *req)
+{
+  struct connection *conn = req->conn;
+  struct status_ctx c = {
+    .cap = 64,
+    .covered = req->offset,
+    .end = req->offset + req->count,
+    .req_one = req->flags & NBD_CMD_FLAG_REQ_ONE,
+  };
+  struct outmsg *msg;
+
+  c.d = malloc (c.cap * sizeof *c.d);
+  if (c.d == NULL)
+    return reply_error (req, true, ENOMEM, "out of memory");
+  if (cache_extents (conn->exp->ce, req->count, req->offset, add_descriptor,
+                     &c) == -1 && !c.full) {
+    int err = errno;
+    free (c.d);
+    return reply_error (req, true, err, strerror (err));
+  }
+  if (c.n == 0) {
+    /* Nothing reported: "allocated" is always a safe answer. */
+    c.d[0] = (struct nbd_block_descriptor) { .length = req->count };
+    c.n = 1;
+  }
+  msg = reply_block_status (req, 1, c.d, c.n);
+  free (c.d);
+  return msg;
+}
+
+static void
+run_request (struct job *job)
+{
+  struct request *req = (struct request *) job;
+  struct connection *conn = req->conn;
+  struct cache_export *ce = conn->exp->ce;
+  unsigned cf = req->flags & NBD_CMD_FLAG_FUA ? CACHE_FUA : 0;
+  struct outmsg *reply = NULL;
+  int r = 0;
+
+  switch (req->type) {
+  case NBD_CMD_READ:
+    reply = do_read (req);
+    break;
+  case NBD_CMD_WRITE:
+    r = cache_write (ce, req->buf, req->count, req->offset, cf);
+    break;
+  case NBD_CMD_FLUSH:
+    r = cache_flush (ce);
+    break;
+  case NBD_CMD_TRIM:
+    r = cache_trim (ce, req->count, req->offset, cf);
+    break;
+  case NBD_CMD_WRITE_ZEROES:
+    if (!(req->flags & NBD_CMD_FLAG_NO_HOLE))
+      cf |= CACHE_MAY_TRIM;
+    if (req->flags & NBD_CMD_FLAG_FAST_ZERO)
+      cf |= CACHE_FAST_ZERO;
+    r = cache_zero (ce, req->count, req->offset, cf);
+    break;
+  case NBD_CMD_CACHE:
+    r = cache_prefetch (ce, req->count, req->offset);
+    break;
+  case NBD_CMD_BLOCK_STATUS:
+    reply = do_block_status (req);
+    break;
+  }
+  if (r == -1) {
+    int err = errno;
+    conn_debug (conn, "%s: %s", command_name (req->type), strerror (err));
+    reply = reply_error (req, conn->structured, err, strerror (err));
+  }
+  else if (reply == NULL && req->type != NBD_CMD_READ
+           && req->type != NBD_CMD_BLOCK_STATUS)
+    reply = reply_ok (req);
+  /* A client whose reply cannot even be allocated would wait forever:
+   * give up on the connection instead (conn_request_done).
+   */
+  conn_request_done (conn, req, reply);
+}
+
+/* ---- on the loop ---- */
+
+static void
+submit (struct connection *conn, struct request *req)
+{
+  if (req->type == NBD_CMD_WRITE || req->type == NBD_CMD_WRITE_ZEROES
+      || req->type == NBD_CMD_TRIM)
+    conn->wrote = true;
+  lock_or_abort (&conn->lock);
+  conn->inflight++;
+  conn->buffered += req->acct;
+  unlock_or_abort (&conn->lock);
+  __atomic_fetch_add (&conn->exp->worker_requests, 1, __ATOMIC_RELAXED);
+  req->job.run = run_request;
+  workers_submit (&req->job);
+}
+
+/* A READ of at most FASTPATH_MAX bytes gets its reply allocated with
+ * room for the data, and the cache is asked to fill it without waiting
+ * for host I/O.  Returns true if the read was answered here (a hit, or
+ * an error); false if a worker must do it, with req->msg kept for it.
+ */
+static bool
+read_fast_path (struct connection *conn, struct request *req)
+{
+  struct outmsg *msg;
+  void *data;
+  int r;
+
+  msg = reply_read_inline (req, conn->structured, &data);
+  if (msg == NULL)
+    return false;               /* the worker path reports ENOMEM */
+  r = cache_read_nowait (conn->exp->ce, data, req->count, req->offset);
+  if (r == 0) {
+    req->msg = msg;
+    req->msg_data = data;
+    return false;
+  }
+  if (r == -1) {
+    int err = errno;
+    outmsg_free (msg);
+    msg = reply_error (req, conn->structured, err, strerror (err));
+    if (msg == NULL) {
+      conn_kill (conn, "out of memory");
+      return true;
+    }
+  }
+  else {
+    msg->acct = req->count;
+    __atomic_fetch_add (&conn->exp->fastpath_reads, 1, __ATOMIC_RELAXED);
+  }
+  conn_queue (conn, msg);
+  return true;
+}
+
+void
+request_payload_done (struct connection *conn)
+{
+  struct request *req = conn->rx_req;
+
+  conn->rx_req = NULL;
+  conn->rx_got = 0;
+  submit (conn, req);
+}
+
+static bool
+over_limits (struct connection *conn)
+{
+  bool over;
+
+  lock_or_abort (&conn->lock);
+  over = conn->inflight >= CONN_MAX_INFLIGHT
+    || conn->buffered >= CONN_MAX_BUFFERED;
+  if (over)
+    conn->read_paused = true;
+  unlock_or_abort (&conn->lock);
+  if (over) {
+    ev_io_stop (conn->loop->ev, &conn->rw);
+    conn_debug (conn, "over the in-flight limits: reading paused");
+  }
+  return over;
+}
+
+static void
+queue_reply (struct connection *conn, struct outmsg *msg)
+{
+  if (msg == NULL)
+    conn_kill (conn, "out of memory");
+  else
+    conn_queue (conn, msg);
+}
+
+static int
+decode_requests (struct connection *conn)
+{
+  while (conn->phase == PHASE_TRANSMISSION) {
+    size_t avail = conn->in_end - conn->in_start;
+    struct nbd_request h;
+    struct request r = { .conn = conn }, *req;
+    int err;
+
+    /* The rest of a refused WRITE's payload. */
+    if (conn->discard) {
+      size_t n = avail < conn->discard ? avail : conn->discard;
+      conn->in_start += n;
+      conn->discard -= n;
+      if (conn->discard)
+        return 0;
+      continue;
+    }
+    if (conn->rx_req || avail < sizeof h)
+      return 0;
+    if (over_limits (conn))
+      return 0;
+
+    memcpy (&h, conn->inbuf + conn->in_start, sizeof h);
+    conn->in_start += sizeof h;
+    if (be32toh (h.magic) != NBD_REQUEST_MAGIC) {
+      log_warning ("conn %" PRIu64 " (%s): invalid request: bad magic 0x%08"
+                   PRIx32 ": closing the connection", conn->id, conn->peer,
+                   be32toh (h.magic));
+      return -1;
+    }
+    r.flags = be16toh (h.flags);
+    r.type = be16toh (h.type);
+    r.cookie = be64toh (h.cookie);
+    r.offset = be64toh (h.offset);
+    r.count = be32toh (h.count);
+    if (log_verbose > 1)
+      conn_debug (conn, "%s flags 0x%x offset %" PRIu64 " count %" PRIu32,
+                  command_name (r.type), r.flags, r.offset, r.count);
+
+    if (r.type == NBD_CMD_DISC) {
+      conn_finish (conn, "client sent NBD_CMD_DISC");
+      return 0;
+    }
+    err = validate_request (conn, &r);
+    if (err) {
+      queue_reply (conn, reply_error (&r, conn->structured, err,
+                                      strerror (err)));
+      if (r.type == NBD_CMD_WRITE)
+        conn->discard = r.count;
+      continue;
+    }
+    /* Zero-length requests are valid and do nothing. */
+    if (r.count == 0 && r.type != NBD_CMD_FLUSH) {
+      queue_reply (conn, r.type == NBD_CMD_READ
+                   ? reply_read_data (&r, conn->structured, NULL)
+                   : reply_ok (&r));
+      continue;
+    }
+    /* The hot path: a small read the cache holds, answered here. */
+    if (r.type == NBD_CMD_READ && r.count <= FASTPATH_MAX
+        && read_fast_path (conn, &r))
+      continue;
+
+    /* Everything else goes to a worker, in a request of its own. */
+    req = malloc (sizeof *req);
+    if (req == NULL) {
+      outmsg_free (r.msg);
+      return -1;
+    }
+    *req = r;
+    if (req->type == NBD_CMD_READ) {
+      req->acct = req->count;
+      if (req->msg == NULL && req->count > FASTPATH_MAX
+          && (req->buf = malloc (req->count)) == NULL) {
+        queue_reply (conn, reply_error (req, conn->structured, ENOMEM,
+                                        "out of memory"));
+        request_free (req);
+        continue;
+      }
+    }
+    else if (req->type == NBD_CMD_WRITE) {
+      size_t n = conn->in_end - conn->in_start;
+
+      req->acct = req->count;
+      req->buf = malloc (req->count);
+      if (req->buf == NULL) {
+        queue_reply (conn, reply_error (req, conn->structured, ENOMEM,
+                                        "out of memory"));
+        conn->discard = req->count;
+        request_free (req);
+        continue;
+      }
+      if (n > req->count)
+        n = req->count;
+      memcpy (req->buf, conn->inbuf + conn->in_start, n);
+      conn->in_start += n;
+      if (n < req->count) {
+        /* The rest is read straight into the buffer (read_cb). */
+        conn->rx_req = req;
+        conn->rx_got = n;
+        return 0;
+      }
+    }
+    submit (conn, req);
+  }
+  return 0;
+}
+
+/* Decode what the loop has buffered; the replies answered here leave
+ * together at the end.
+ */
+int
+request_input (struct connection *conn)
+{
+  int r = decode_requests (conn);
+
+  conn_flush (conn);
+  return r;
+}
