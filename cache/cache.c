@@ -547,6 +547,63 @@ write_range (struct cache_export *exp, const char *buf, uint64_t count,
   return 0;
 }
 
+int
+cache_write_nowait (struct cache_export *exp, const void *buf,
+                    uint64_t count, uint64_t offset, unsigned flags)
+{
+  enum commit_level level = cache.cfg.commit;
+  uint64_t first, last;
+
+  if (exp->be.readonly) {
+    errno = EPERM;
+    return -1;
+  }
+  if (check_range (exp, count, offset, ENOSPC) == -1)
+    return -1;
+  if (count == 0)
+    return 1;
+  /* SYNC and ASYNC writes go to the host before the reply. */
+  if (level == COMMIT_HIGH ||
+      ((flags & CACHE_FUA) && level != COMMIT_NONE))
+    return 0;
+  if (cache.cfg.rmvto_enabled && exp->be.can_revalidate &&
+      now_ms () - __atomic_load_n (&exp->last_access_ms, __ATOMIC_RELAXED)
+      > cache.cfg.rmvto_ms)
+    return 0;
+
+  first = offset / CACHE_BLOCK_SIZE;
+  last = (offset + count - 1) / CACHE_BLOCK_SIZE;
+  for (uint64_t idx = first; idx <= last; idx++) {
+    uint64_t bstart = idx * CACHE_BLOCK_SIZE;
+    uint32_t lo = offset > bstart ? offset - bstart : 0;
+    uint32_t hi = offset + count < bstart + CACHE_BLOCK_SIZE
+      ? offset + count - bstart : CACHE_BLOCK_SIZE;
+    uint8_t touched = sectors_touched (lo, hi);
+    struct shard *s = shard_of (exp, idx);
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    struct block *b = block_lookup (s, exp, idx);
+    bool existed = b != NULL;
+
+    if (b == NULL && (b = block_alloc (s, exp, idx)) == NULL)
+      return 0;                 /* room needs a write-back */
+    if (touched & ~sectors_covered (lo, hi) & ~b->valid)
+      return 0;                 /* a partial sector needs a read */
+    memcpy (b->data + lo, (const char *) buf + (bstart + lo - offset),
+            hi - lo);
+    b->valid |= touched;
+    block_set_dirty (s, b, touched);
+    if (existed)
+      block_reference (s, b);
+    if (idx == last) {          /* done: count the request once */
+      EXP_SHARD (exp, s)->write_requests++;
+      EXP_SHARD (exp, s)->write_bytes += count;
+    }
+  }
+  if (cache.cfg.delwri_ms == 0)
+    flusher_kick ();
+  return 1;
+}
+
 /* The commit level decides what must be done before the reply.
  *
  *   commit=   FUA ("file-system data")    plain ("user data")

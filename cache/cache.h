@@ -152,6 +152,16 @@ extern int cache_flush (struct cache_export *exp);
 extern int cache_read_nowait (struct cache_export *exp, void *buf,
                               uint64_t count, uint64_t offset);
 
+/* The same for writes: apply a write only if no host I/O is needed
+ * (every block resident or free to take, no partial sector to read,
+ * and the commit level delays it).  Returns 1 if done, 0 if the caller
+ * must use cache_write (part of the data may already be in the cache:
+ * writing it again is harmless), -1 on error.
+ */
+extern int cache_write_nowait (struct cache_export *exp, const void *buf,
+                               uint64_t count, uint64_t offset,
+                               unsigned flags);
+
 /* Start reading a range into the cache in the background
  * (NBD_CMD_CACHE).  Returns once the reads are queued.
  */

@@ -233,7 +233,8 @@ exports_log_stats (void)
 
     cache_export_stats (exp->ce, &s);
     log_info ("%s: reads %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64
-              " on the fast path), writes %" PRIu64 " (%" PRIu64 " bytes), "
+              " on the fast path), writes %" PRIu64 " (%" PRIu64 " bytes, "
+              "%" PRIu64 " on the fast path), "
               "worker requests %" PRIu64 ", hits %" PRIu64 ", misses %" PRIu64
               ", read-ahead %" PRIu64 ", write-backs %" PRIu64 " (%" PRIu64
               " bytes, %" PRIu64 " errors), flushes %" PRIu64
@@ -242,6 +243,7 @@ exports_log_stats (void)
               exp->name, s.read_requests, s.read_bytes,
               __atomic_load_n (&exp->fastpath_reads, __ATOMIC_RELAXED),
               s.write_requests, s.write_bytes,
+              __atomic_load_n (&exp->fastpath_writes, __ATOMIC_RELAXED),
               __atomic_load_n (&exp->worker_requests, __ATOMIC_RELAXED),
               s.hits, s.misses, s.readahead_blocks, s.writebacks,
               s.writeback_bytes, s.writeback_errors, s.flushes,

@@ -91,6 +91,7 @@ struct export {
   bool can_fua;
   /* Counters, updated with atomics, logged on SIGUSR1. */
   uint64_t fastpath_reads;      /* reads answered on a loop thread */
+  uint64_t fastpath_writes;     /* writes answered on a loop thread */
   uint64_t worker_requests;     /* requests handed to workers */
 };
 extern struct export *exports;
