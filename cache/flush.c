@@ -357,6 +357,22 @@ writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
   return 0;
 }
 
+/* Blocks are busy or fenced: give their owners a moment. */
+static void
+wait_a_moment (struct shard *s)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ts.tv_nsec += 10 * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+  pthread_cond_timedwait (&s->cond, &s->lock, &ts);
+}
+
 /* A request found shard s full of dirty or busy blocks: write some back
  * (or wait for a busy one), so that a retry can find a clean block.
  */
@@ -398,10 +414,28 @@ make_room (struct shard *s, struct cache_export *exp)
       any_busy |= b->busy != 0;
     if (!any_busy && s->nresident == 0 && s->free == NULL &&
         __atomic_load_n (&cache.arena_full, __ATOMIC_RELAXED)) {
+      /* An empty shard: its blocks went to other shards, where they
+       * are all dirty or busy (steal_block found no clean one).
+       * Write some back there, for the retry to steal.
+       */
+      int err = 0;
+
       unlock_or_abort (&s->lock);
+      for (struct cache_export *e = cache.exports; e && written == 0;
+           e = e->next) {
+        uint64_t n = 0;
+        if (writeback (e, WB_ROOM, 0, 0, NULL, &n) == -1 && err == 0)
+          err = errno;
+        written += n;
+      }
       pthread_rwlock_unlock (&exports_rwlock);
-      errno = ENOMEM;
-      return -1;
+      if (written == 0 && err) {
+        errno = err;
+        return -1;
+      }
+      if (written == 0)
+        wait_a_moment (s);      /* all busy or fenced elsewhere */
+      return 0;
     }
     /* Blocks are busy (or were freed meanwhile): wait for a change. */
     if (any_busy)
@@ -416,18 +450,8 @@ make_room (struct shard *s, struct cache_export *exp)
   pthread_rwlock_unlock (&exports_rwlock);
   if (r == -1 && written == 0)
     return -1;
-  if (written == 0) {
-    /* All fenced or busy: give the owners a moment. */
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 10 * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-    pthread_cond_timedwait (&s->cond, &s->lock, &ts);
-  }
+  if (written == 0)
+    wait_a_moment (s);          /* all fenced or busy */
   return 0;
 }
 

@@ -300,11 +300,29 @@ add_extent (struct extent_list *l, uint64_t offset, uint64_t length,
   return 0;
 }
 
+/* A reply may describe less than was asked (the client asks again
+ * from where it ends), and clients mostly use the first extent: walking
+ * a fragmented file to the end for every request would cost the square
+ * of its fragments.  So the host walk stops after this many extents.
+ */
+#define MAX_HOST_EXTENTS 64
+
+struct host_walk {
+  struct extent_list list;
+  bool full;                    /* stopped at MAX_HOST_EXTENTS */
+};
+
 static int
 collect_host_extent (void *opaque, uint64_t offset, uint64_t length,
                      bool hole)
 {
-  return add_extent (opaque, offset, length, hole);
+  struct host_walk *w = opaque;
+
+  if (w->list.n >= MAX_HOST_EXTENTS) {
+    w->full = true;
+    return -1;
+  }
+  return add_extent (&w->list, offset, length, hole);
 }
 
 static int
@@ -318,7 +336,8 @@ int
 cache_extents (struct cache_export *exp, uint64_t count, uint64_t offset,
                cache_extent_fn fn, void *opaque)
 {
-  struct extent_list host = { 0 }, out = { 0 };
+  struct host_walk walk = { 0 };
+  struct extent_list *host = &walk.list, out = { 0 };
   CLEANUP_FREE uint64_t *dirty = NULL;
   size_t ndirty = 0, cap = 0, d = 0;
   uint64_t stop = offset + count;
@@ -330,14 +349,6 @@ cache_extents (struct cache_export *exp, uint64_t count, uint64_t offset,
   }
   if (count == 0)
     return 0;
-  if (exp->be.extents == NULL) {
-    if (add_extent (&host, offset, count, false) == -1)
-      goto out;
-  }
-  else if (exp->be.extents (exp->be.handle, offset, count,
-                            collect_host_extent, &host) == -1)
-    goto out;
-
   /* Dirty blocks of the range, sorted. */
   for (unsigned i = 0; i < cache.nshards; i++) {
     struct shard *s = &cache.shards[i];
@@ -360,11 +371,31 @@ cache_extents (struct cache_export *exp, uint64_t count, uint64_t offset,
   if (ndirty > 1)
     qsort (dirty, ndirty, sizeof *dirty, compare_u64);
 
-  for (size_t i = 0; i < host.n; i++) {
-    uint64_t pos = host.v[i].offset;
-    uint64_t e_end = host.v[i].offset + host.v[i].length;
+  /* The host's extents only now: a block written back since the dirty
+   * list was read is already data on the host, while one written back
+   * between a host query and a later look at the dirty list would be
+   * in neither view, and read as a hole.
+   */
+  if (exp->be.extents == NULL) {
+    if (add_extent (host, offset, count, false) == -1)
+      goto out;
+  }
+  else if (exp->be.extents (exp->be.handle, offset, count,
+                            collect_host_extent, &walk) == -1 && !walk.full)
+    goto out;
+  if (host->n == 0) {
+    errno = EIO;
+    goto out;
+  }
+  /* Describe no further than the host walk went. */
+  if (host->v[host->n - 1].offset + host->v[host->n - 1].length < stop)
+    stop = host->v[host->n - 1].offset + host->v[host->n - 1].length;
 
-    if (!host.v[i].hole) {
+  for (size_t i = 0; i < host->n; i++) {
+    uint64_t pos = host->v[i].offset;
+    uint64_t e_end = host->v[i].offset + host->v[i].length;
+
+    if (!host->v[i].hole) {
       if (add_extent (&out, pos, e_end - pos, false) == -1)
         goto out;
       continue;
@@ -396,7 +427,7 @@ cache_extents (struct cache_export *exp, uint64_t count, uint64_t offset,
   for (size_t i = 0; i < out.n && r == 0; i++)
     r = fn (opaque, out.v[i].offset, out.v[i].length, out.v[i].hole);
  out:
-  free (host.v);
+  free (host->v);
   free (out.v);
   return r;
 }

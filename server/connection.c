@@ -325,6 +325,8 @@ conn_free (struct connection *conn)
     conn->next->prev = conn->prev;
   loop->nr_conns--;
 
+  if (conn->ops->free)
+    conn->ops->free (conn);
   close (conn->fd);
   if (conn->wrote && conn->exp)
     export_flush_later (conn->exp);
@@ -400,8 +402,12 @@ conn_check (struct connection *conn)
     lock_or_abort (&conn->lock);
     resume = !conn->read_paused;
     unlock_or_abort (&conn->lock);
-    if (resume && conn->phase == PHASE_TRANSMISSION)
+    if (resume && conn->phase == PHASE_TRANSMISSION) {
       ev_io_start (conn->loop->ev, &conn->rw);
+      /* Input held inside the transport makes no socket readable. */
+      if (conn->ops->pending (conn))
+        ev_feed_event (conn->loop->ev, &conn->rw, EV_READ);
+    }
   }
 }
 
@@ -453,6 +459,8 @@ read_cb (struct ev_loop *ev, ev_io *w, int revents)
   else if (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
     if (errno == ECONNRESET)
       conn_kill (conn, "connection reset by the client");
+    else if (errno == EPROTO)
+      conn_kill (conn, "TLS error");    /* tls.c said which */
     else {
       log_warning ("conn %" PRIu64 ": read: %m", conn->id);
       conn_kill (conn, "read error");

@@ -109,7 +109,9 @@ pidfile_write (void)
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
              0644);
   if (fd == -1) {
-    log_error ("pidfile: %s: %m", tmp);
+    log_error ("pidfile: %s: %m%s", tmp,
+               errno == ENOENT || errno == EACCES
+               ? " (is the directory there, and writable by this user?)" : "");
     return -1;
   }
   len = snprintf (buf, sizeof buf, "%ld\n", (long) getpid ());

@@ -217,36 +217,3 @@ export_transmission_flags (const struct export *exp, bool structured)
     flags |= NBD_FLAG_SEND_DF;
   return flags;
 }
-
-void
-exports_log_stats (void)
-{
-  uint64_t in_use, limit;
-
-  cache_memory (&in_use, &limit);
-  log_info ("statistics: %u connections open, %" PRIu64 " served since "
-            "start; cache memory %" PRIu64 " of %" PRIu64 " bytes",
-            nr_connections_now (), nr_connections_total (), in_use, limit);
-  for (size_t i = 0; i < nr_exports; i++) {
-    const struct export *exp = &exports[i];
-    struct cache_stats s;
-
-    cache_export_stats (exp->ce, &s);
-    log_info ("%s: reads %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64
-              " on the fast path), writes %" PRIu64 " (%" PRIu64 " bytes, "
-              "%" PRIu64 " on the fast path), "
-              "worker requests %" PRIu64 ", hits %" PRIu64 ", misses %" PRIu64
-              ", read-ahead %" PRIu64 ", write-backs %" PRIu64 " (%" PRIu64
-              " bytes, %" PRIu64 " errors), flushes %" PRIu64
-              ", resident %" PRIu64 ", dirty %" PRIu64 ", host changes %"
-              PRIu64,
-              exp->name, s.read_requests, s.read_bytes,
-              __atomic_load_n (&exp->fastpath_reads, __ATOMIC_RELAXED),
-              s.write_requests, s.write_bytes,
-              __atomic_load_n (&exp->fastpath_writes, __ATOMIC_RELAXED),
-              __atomic_load_n (&exp->worker_requests, __ATOMIC_RELAXED),
-              s.hits, s.misses, s.readahead_blocks, s.writebacks,
-              s.writeback_bytes, s.writeback_errors, s.flushes,
-              s.resident_blocks, s.dirty_blocks, s.revalidations_changed);
-  }
-}

@@ -9,10 +9,19 @@
  *        -> (answer) -> HS_OPTION ... -> HS_DONE
  *                    \-> HS_OPTION_SKIP (option longer than we take)
  *
- * Options: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
- * LIST_META_CONTEXT and SET_META_CONTEXT (base:allocation); STARTTLS
- * gets NBD_REP_ERR_UNSUP (this build is NOTLS), anything else is read
- * in full and answered NBD_REP_ERR_UNSUP, so the stream stays in step.
+ * Options: EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO,
+ * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT
+ * (base:allocation); anything else is read in full and answered
+ * NBD_REP_ERR_UNSUP, so the stream stays in step.
+ *
+ * TLS modes (the spec's NOTLS, and FORCEDTLS for --tls=require): with
+ * --tls=off STARTTLS gets NBD_REP_ERR_UNSUP; with --tls=require every
+ * option but STARTTLS and ABORT gets NBD_REP_ERR_TLS_REQD until TLS is
+ * up (EXPORT_NAME, which cannot answer an error, closes the
+ * connection), and never afterwards.  After STARTTLS's ACK the
+ * transport becomes TLS (tls.c) and everything negotiated in the clear
+ * is forgotten, so a man in the middle cannot inject it
+ * (CVE-2021-3716); a second STARTTLS gets NBD_REP_ERR_INVALID.
  * The handshake must end within --timeout seconds (connection.c).
  * Clients beyond --max-connections get NBD_REP_ERR_POLICY to every
  * option, so they learn why.
@@ -392,6 +401,50 @@ opt_meta_context (struct connection *conn, const char *data, size_t len,
   send_reply (conn, NBD_REP_ACK, NULL, 0);
 }
 
+/* NBD_OPT_STARTTLS.  Returns -1 to drop the connection. */
+static int
+opt_starttls (struct connection *conn, size_t len)
+{
+  if (opt.tls == TLS_OFF) {
+    send_error (conn, NBD_REP_ERR_UNSUP, "TLS is not enabled on this "
+                "server (--tls=off)");
+    return 0;
+  }
+  if (len != 0) {
+    send_error (conn, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+    return 0;
+  }
+  if (conn->tls) {
+    send_error (conn, NBD_REP_ERR_INVALID, "TLS is already active");
+    return 0;
+  }
+  /* The client must wait for the ACK before its TLS handshake: bytes
+   * already here were sent in the clear after STARTTLS.
+   */
+  if (conn->in_end > conn->in_start) {
+    log_warning ("conn %" PRIu64 " (%s): data after NBD_OPT_STARTTLS "
+                 "before the TLS handshake: closing", conn->id, conn->peer);
+    return -1;
+  }
+  send_reply (conn, NBD_REP_ACK, NULL, 0);
+  if (tls_start (conn) == -1)
+    return -1;
+  /* Nothing negotiated in the clear survives. */
+  conn->structured = false;
+  conn->meta_allocation = false;
+  free (conn->meta_export);
+  conn->meta_export = NULL;
+  return 0;
+}
+
+/* --tls=require before TLS: may this option be served? */
+static bool
+tls_required (const struct connection *conn, uint32_t option)
+{
+  return opt.tls == TLS_REQUIRE && conn->tls == NULL
+    && option != NBD_OPT_STARTTLS && option != NBD_OPT_ABORT;
+}
+
 /* Act on a complete option.  Returns -1 to drop the connection. */
 static int
 process_option (struct connection *conn)
@@ -406,6 +459,16 @@ process_option (struct connection *conn)
     if (option == NBD_OPT_EXPORT_NAME)
       return -1;
     send_error (conn, NBD_REP_ERR_SHUTDOWN, "the server is shutting down");
+    return 0;
+  }
+  if (tls_required (conn, option)) {
+    if (option == NBD_OPT_EXPORT_NAME) {
+      log_warning ("conn %" PRIu64 " (%s): NBD_OPT_EXPORT_NAME without TLS "
+                   "(--tls=require): closing", conn->id, conn->peer);
+      return -1;
+    }
+    send_error (conn, NBD_REP_ERR_TLS_REQD, "this server requires TLS: "
+                "send NBD_OPT_STARTTLS first");
     return 0;
   }
   if (conn->refused && option != NBD_OPT_ABORT
@@ -429,9 +492,7 @@ process_option (struct connection *conn)
     opt_list (conn, len);
     return 0;
   case NBD_OPT_STARTTLS:
-    send_error (conn, NBD_REP_ERR_UNSUP, "TLS is not supported by this "
-                "server (--tls=off)");
-    return 0;
+    return opt_starttls (conn, len);
   case NBD_OPT_INFO:
   case NBD_OPT_GO:
     return opt_info_go (conn, data, len, option == NBD_OPT_GO);
@@ -565,6 +626,11 @@ negotiate (struct connection *conn)
                      " bytes: closing", conn->id, conn->peer,
                      conn->opt_hdr.length);
         return -1;
+      }
+      if (tls_required (conn, conn->opt_hdr.option)) {
+        send_error (conn, NBD_REP_ERR_TLS_REQD, "this server requires "
+                    "TLS: send NBD_OPT_STARTTLS first");
+        break;
       }
       send_error (conn, NBD_REP_ERR_TOO_BIG, "option data of %" PRIu32
                   " bytes is longer than the %d this server takes",

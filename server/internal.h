@@ -44,6 +44,12 @@
 
 /* ---- main.c: daemon options (read-only once serving) ---- */
 
+enum tls_mode {
+  TLS_OFF,                      /* STARTTLS: NBD_REP_ERR_UNSUP */
+  TLS_ON,                       /* clients choose */
+  TLS_REQUIRE,                  /* nothing but STARTTLS/ABORT before TLS */
+};
+
 struct daemon_options {
   bool foreground;              /* -f, also implied by --run */
   const char *port;             /* -p, NULL: 10809 */
@@ -57,6 +63,11 @@ struct daemon_options {
   unsigned loops;               /* --loops: event loop threads */
   unsigned max_connections;     /* --max-connections */
   bool socket_activation;       /* LISTEN_PID/LISTEN_FDS were ours */
+  enum tls_mode tls;            /* --tls, resolved by check_daemon_options */
+  const char *tls_certificates; /* --tls-certificates DIR */
+  const char *tls_psk;          /* --tls-psk FILE */
+  bool tls_verify_peer;         /* --tls-verify-peer */
+  const char *stats_file;       /* --stats-file */
 };
 extern struct daemon_options opt;
 extern const struct config *config;
@@ -89,10 +100,11 @@ struct export {
   uint32_t blksz;
   bool readonly;
   bool can_fua;
-  /* Counters, updated with atomics, logged on SIGUSR1. */
+  /* Counters, updated with atomics, reported by stats.c. */
   uint64_t fastpath_reads;      /* reads answered on a loop thread */
   uint64_t fastpath_writes;     /* writes answered on a loop thread */
   uint64_t worker_requests;     /* requests handed to workers */
+  uint64_t request_errors;      /* error replies (reply_error) */
 };
 extern struct export *exports;
 extern size_t nr_exports;
@@ -109,7 +121,6 @@ extern struct export *export_find (const char *name, size_t len);
 extern void export_flush_later (struct export *exp);
 extern uint16_t export_transmission_flags (const struct export *exp,
                                            bool structured);
-extern void exports_log_stats (void);
 
 /* ---- listen.c: listening sockets ---- */
 
@@ -165,7 +176,7 @@ extern void loop_forget (struct loop *loop, struct connection *conn);
 /* Loop 0: finish once the captive child and connections are gone. */
 extern void loop_maybe_finish (struct loop *loop);
 
-/* ---- transport.c: how bytes move (plain sockets; TLS later) ---- */
+/* ---- transport.c: how bytes move (plain sockets; tls.c for TLS) ---- */
 
 struct transport_ops {
   const char *name;
@@ -178,6 +189,8 @@ struct transport_ops {
   /* Bytes already decrypted but not yet returned by recv. */
   bool (*pending) (struct connection *conn);
   void (*shutdown) (struct connection *conn);
+  /* Release the transport's state (conn_free); NULL if none. */
+  void (*free) (struct connection *conn);
   /* May a worker thread call send directly (under conn->lock)? */
   bool send_from_any_thread;
 };
@@ -281,8 +294,12 @@ struct connection {
   int fd;
   uint64_t id;                  /* "conn 7" in messages */
   char peer[80];
-  const struct transport_ops *ops;
   bool refused;                 /* over --max-connections */
+  /* Changed by STARTTLS only, in the handshake, before any worker can
+   * see the connection.
+   */
+  const struct transport_ops *ops;
+  struct tls_conn *tls;         /* tls.c's state, NULL until STARTTLS */
 
   /* Loop thread only. */
   struct connection *prev, *next;  /* loop->conns */
@@ -384,6 +401,72 @@ extern void signals_block (void);
 extern void signals_unblock_for_child (void);
 extern void signals_start (struct ev_loop *ev);
 extern void signals_stop (struct ev_loop *ev);
+
+/* ---- stats.c: statistics and the final write-back ---- */
+
+/* Resolve --stats-file before detaching; -1 (logged) on error. */
+extern int stats_init (void);
+/* Log the statistics (SIGUSR1, and at exit with -v). */
+extern void stats_log (void);
+/* Write the --stats-file JSON, if asked for; event is "start",
+ * "SIGUSR1" or "exit".  Returns -1 (logged) if it could not.
+ */
+extern int stats_write_file (const char *event);
+/* SIGUSR1: both of the above. */
+extern void stats_report (void);
+/* Once serving has stopped: with -v and a dirty cache, log the bytes
+ * left to write back now and then once a second until stats_shutdown
+ * (the workers may still be writing back for clients that left).
+ */
+extern void stats_progress_start (void);
+/* Before exports_close: write every export back, end the progress
+ * reports, then log (-v) and write the statistics.  Returns -1 if a
+ * write-back failed.
+ */
+extern int stats_shutdown (void);
+extern void stats_free (void);
+
+/* ---- config-file.c: --config-file ---- */
+
+/* FILE's words, after argv0, NULL-terminated, for getopt; NULL
+ * (logged) if it cannot be read.
+ */
+extern char **config_file_read (const char *path, const char *argv0);
+/* words then more, NULL-terminated (exits if out of memory). */
+extern char **config_file_join (char **words, int nwords, char **more,
+                                int nmore);
+/* Free what the two above returned. */
+extern void config_file_free (void);
+
+/* ---- tls.c: TLS with OpenSSL ---- */
+
+struct tls_conn;
+/* Make the credentials' paths absolute (before detaching); -1 (logged)
+ * if they are not there.
+ */
+extern int tls_resolve_paths (void);
+/* Load the credentials opt names (before privileges are dropped);
+ * nothing with --tls=off.  Returns -1 (logged) on failure.
+ */
+extern int tls_init (void);
+extern void tls_cleanup (void);
+/* STARTTLS acknowledged: switch conn to TLS (the replies already
+ * queued still leave in the clear).  Returns -1 (logged) on failure.
+ */
+extern int tls_start (struct connection *conn);
+
+/* ---- access.c: --allow ---- */
+
+struct sockaddr;
+
+/* Add ADDR[/PREFIX]; -1 (logged) if malformed. */
+extern int access_allow (const char *spec);
+extern bool access_restricted (void);
+/* May a client from this address connect?  Unix sockets always may. */
+extern bool access_allowed (const struct sockaddr *sa);
+extern void access_describe (const struct sockaddr *sa, char *buf,
+                             size_t len);
+extern void access_free (void);
 
 /* ---- captive.c: --run ---- */
 

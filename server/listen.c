@@ -7,9 +7,10 @@
  * the usual companion of --run), or sockets passed in by systemd
  * (LISTEN_PID/LISTEN_FDS).  The sockets are opened before the daemon
  * detaches so their errors reach the terminal; loop 0 accepts on them
- * and hands each client to a loop.  A Unix socket this process created
- * is removed at exit, and a stale one left by a dead server is
- * replaced, but one a live server answers on is an error.
+ * and hands each client to a loop, unless --allow (access.c) refuses
+ * its address.  A Unix socket this process created is removed at exit,
+ * and a stale one left by a dead server is replaced, but one a live
+ * server answers on is an error.
  */
 #include <config.h>
 
@@ -106,7 +107,10 @@ open_unix (const char *path)
       log_error ("-U %s: another server is listening on this socket "
                  "(or the path exists and is not a socket)", path);
     else
-      log_error ("-U %s: bind: %m", path);
+      log_error ("-U %s: bind: %m%s", path,
+                 errno == ENOENT ? " (create the directory first)"
+                 : errno == EACCES ? " (this user may not write to the "
+                 "directory)" : "");
     close (fd);
     return -1;
   }
@@ -186,9 +190,14 @@ open_tcp (void)
 
   r = getaddrinfo (opt.ipaddr, port, &hints, &ai);
   if (r != 0) {
-    log_error ("%s%s%s port %s: %s", opt.ipaddr ? "-i " : "",
-               opt.ipaddr ? opt.ipaddr : "", opt.ipaddr ? "," : "", port,
-               gai_strerror (r));
+    if (port[strspn (port, "0123456789")] != '\0' || !*port)
+      log_error ("-p %s: not a port number (e.g. -p 10809, or -p 0 for "
+                 "any free port)", port);
+    else
+      log_error ("%s%s%s port %s: %s%s", opt.ipaddr ? "-i " : "",
+                 opt.ipaddr ? opt.ipaddr : "", opt.ipaddr ? "," : "", port,
+                 gai_strerror (r), opt.ipaddr ? " (give an address of "
+                 "this machine, e.g. -i 127.0.0.1 or -i ::1)" : "");
     return -1;
   }
   for (a = ai; a; a = a->ai_next) {
@@ -222,7 +231,13 @@ open_tcp (void)
       }
       getnameinfo (a->ai_addr, a->ai_addrlen, host, sizeof host, NULL, 0,
                    NI_NUMERICHOST);
-      log_error ("bind %s port %s: %m", host, port);
+      log_error ("bind %s port %s: %m%s", host, port,
+                 errno == EADDRINUSE ? " (another server listens there: "
+                 "stop it, or choose another port with -p)"
+                 : errno == EADDRNOTAVAIL ? " (-i must be an address of "
+                 "this machine)"
+                 : errno == EACCES ? " (ports below 1024 need root; "
+                 "the NBD port is 10809)" : "");
       close (fd);
       goto fail;
     }
@@ -300,11 +315,15 @@ static void
 accept_cb (struct ev_loop *ev, ev_io *w, int revents)
 {
   struct listener *l = w->data;
+  struct sockaddr_storage ss;
+  socklen_t len;
   int fd;
 
   /* A few at a time, so one busy listener cannot starve the loop. */
   for (int i = 0; i < 16; i++) {
-    fd = accept4 (l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    len = sizeof ss;
+    fd = accept4 (l->fd, (struct sockaddr *) &ss, &len,
+                  SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd == -1) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
           || errno == ECONNABORTED)
@@ -323,6 +342,14 @@ accept_cb (struct ev_loop *ev, ev_io *w, int revents)
       }
       log_error ("accept: %m");
       return;
+    }
+    if (!access_allowed ((struct sockaddr *) &ss)) {
+      char peer[80];
+
+      access_describe ((struct sockaddr *) &ss, peer, sizeof peer);
+      log_warning ("connection from %s refused: not in --allow", peer);
+      close (fd);
+      continue;
     }
     loop_adopt_fd (fd);
   }

@@ -38,6 +38,7 @@ struct daemon_options opt = {
   .max_connections = MAX_CONNECTIONS_DEFAULT,
 };
 const struct config *config;
+static bool tls_given;          /* --tls: otherwise on with credentials */
 
 enum {
   DUMP_CONFIG_OPTION = 256,
@@ -47,29 +48,94 @@ enum {
   STALL_TIMEOUT_OPTION,
   LOOPS_OPTION,
   MAX_CONNECTIONS_OPTION,
+  STATS_FILE_OPTION,
+  CONFIG_FILE_OPTION,
+  TLS_CERTIFICATES_OPTION,
+  TLS_PSK_OPTION,
+  TLS_VERIFY_PEER_OPTION,
+  ALLOW_OPTION,
 };
 
-static const char short_options[] = "e:fhi:P:p:U:vV";
-static const struct option long_options[] = {
-  { "dump-config", no_argument, NULL, DUMP_CONFIG_OPTION },
-  { "exportname", required_argument, NULL, 'e' },
-  { "foreground", no_argument, NULL, 'f' },
-  { "no-fork", no_argument, NULL, 'f' },
-  { "help", no_argument, NULL, 'h' },
-  { "ipaddr", required_argument, NULL, 'i' },
-  { "loops", required_argument, NULL, LOOPS_OPTION },
-  { "max-connections", required_argument, NULL, MAX_CONNECTIONS_OPTION },
-  { "pidfile", required_argument, NULL, 'P' },
-  { "port", required_argument, NULL, 'p' },
-  { "run", required_argument, NULL, RUN_OPTION },
-  { "stall-timeout", required_argument, NULL, STALL_TIMEOUT_OPTION },
-  { "timeout", required_argument, NULL, TIMEOUT_OPTION },
-  { "tls", required_argument, NULL, TLS_OPTION },
-  { "unix", required_argument, NULL, 'U' },
-  { "verbose", no_argument, NULL, 'v' },
-  { "version", no_argument, NULL, 'V' },
-  { NULL },
+/* The daemon options, in --help order.  getopt's tables and the
+ * "Daemon options" part of --help are both made from this list, and
+ * tests/test-help-man.sh checks the man page against --help, so the
+ * three cannot disagree.  A row without help is another name for the
+ * row above it (--no-fork).
+ */
+struct daemon_opt {
+  const char *name;             /* long name */
+  int val;                      /* short letter, or one of the enum above */
+  int has_arg;                  /* no_argument or required_argument */
+  const char *arg;              /* metavariable in --help */
+  const char *help;             /* one line; NULL for an alias */
 };
+
+static const struct daemon_opt daemon_opts[] = {
+  { "foreground", 'f', no_argument, NULL,
+    "do not fork into the background; log to stderr" },
+  { "no-fork", 'f', no_argument, NULL, NULL },
+  { "port", 'p', required_argument, "PORT",
+    "TCP port to listen on (default 10809; 0: any free port)" },
+  { "ipaddr", 'i', required_argument, "ADDR",
+    "listen on this address only (default: all)" },
+  { "unix", 'U', required_argument, "PATH",
+    "listen on a Unix socket instead of TCP ('-': private)" },
+  { "pidfile", 'P', required_argument, "FILE",
+    "write the process ID here once listening" },
+  { "run", RUN_OPTION, required_argument, "CMD",
+    "serve while CMD runs, then exit with its status" },
+  { "exportname", 'e', required_argument, "NAME",
+    "the export $uri names for --run (default: \"\")" },
+  { "timeout", TIMEOUT_OPTION, required_argument, "SECS",
+    "handshake time limit (default 10)" },
+  { "stall-timeout", STALL_TIMEOUT_OPTION, required_argument, "SECS",
+    "drop a client that reads no reply for SECS (default 60)" },
+  { "max-connections", MAX_CONNECTIONS_OPTION, required_argument, "N",
+    "refuse clients beyond N (default 1000)" },
+  { "loops", LOOPS_OPTION, required_argument, "N",
+    "event loop threads (default 1)" },
+  { "tls", TLS_OPTION, required_argument, "MODE",
+    "off, on or require (default: on if credentials given)" },
+  { "tls-certificates", TLS_CERTIFICATES_OPTION, required_argument, "DIR",
+    "X.509: DIR has ca-cert.pem, server-cert.pem, server-key.pem" },
+  { "tls-psk", TLS_PSK_OPTION, required_argument, "FILE",
+    "pre-shared keys: username:hexkey lines (psktool)" },
+  { "tls-verify-peer", TLS_VERIFY_PEER_OPTION, no_argument, NULL,
+    "require a client certificate signed by the CA" },
+  { "allow", ALLOW_OPTION, required_argument, "ADDR[/PREFIX]",
+    "accept TCP clients from there only (repeatable)" },
+  { "config-file", CONFIG_FILE_OPTION, required_argument, "FILE",
+    "read more options from FILE (a devb-loopback line, # comments)" },
+  { "stats-file", STATS_FILE_OPTION, required_argument, "FILE",
+    "write per-export statistics as JSON on SIGUSR1 and at exit" },
+  { "dump-config", DUMP_CONFIG_OPTION, no_argument, NULL,
+    "print the resolved configuration (key=value) and exit" },
+  { "verbose", 'v', no_argument, NULL,
+    "log more detail, statistics at exit, write-back progress" },
+  { "help", 'h', no_argument, NULL, "print this help and exit" },
+  { "version", 'V', no_argument, NULL, "print the version and exit" },
+};
+#define NR_DAEMON_OPTS (sizeof daemon_opts / sizeof daemon_opts[0])
+
+static char short_options[2 * NR_DAEMON_OPTS + 1];
+static struct option long_options[NR_DAEMON_OPTS + 1];
+
+static void
+make_getopt_tables (void)
+{
+  char *s = short_options;
+
+  for (size_t i = 0; i < NR_DAEMON_OPTS; i++) {
+    const struct daemon_opt *d = &daemon_opts[i];
+
+    long_options[i] = (struct option) { d->name, d->has_arg, NULL, d->val };
+    if (d->val < 256 && d->help) {
+      *s++ = d->val;
+      if (d->has_arg == required_argument)
+        *s++ = ':';
+    }
+  }
+}
 
 static void
 usage (FILE *fp)
@@ -86,37 +152,30 @@ usage (FILE *fp)
            "  nbd-loopback -p 10809 loopback ro,blksz=2048,fd=/srv/cd.iso,"
            "rw,fd=/srv/disk.img blk cache=64m,commit=high\n"
            "\n"
-           "Daemon options:\n"
-           "  -f, --foreground           do not fork into the background; "
-           "log to stderr\n"
-           "  -p, --port PORT            TCP port to listen on "
-           "(default 10809; 0: any free port)\n"
-           "  -i, --ipaddr ADDR          listen on this address only "
-           "(default: all)\n"
-           "  -U, --unix PATH            listen on a Unix socket instead of "
-           "TCP ('-': private)\n"
-           "  -P, --pidfile FILE         write the process ID here once "
-           "listening\n"
-           "      --run CMD              serve while CMD runs, then exit "
-           "with its status\n"
-           "  -e, --exportname NAME      the export $uri names for --run "
-           "(default: \"\")\n"
-           "      --timeout SECS         handshake time limit "
-           "(default 10)\n"
-           "      --stall-timeout SECS   drop a client that reads no reply "
-           "for SECS (default 60)\n"
-           "      --max-connections N    refuse clients beyond N "
-           "(default 1000)\n"
-           "      --loops N              event loop threads (default 1)\n"
-           "      --tls=off              no TLS (the only mode in this "
-           "build)\n"
-           "      --dump-config          print the resolved configuration "
-           "(key=value) and exit\n"
-           "  -v, --verbose              log more detail\n"
-           "  -h, --help                 print this help and exit\n"
-           "  -V, --version              print the version and exit\n");
+           "Daemon options:\n");
+  for (size_t i = 0; i < NR_DAEMON_OPTS; i++) {
+    const struct daemon_opt *d = &daemon_opts[i];
+    char names[80];
+    int n;
+
+    if (d->help == NULL)
+      continue;
+    n = snprintf (names, sizeof names, "%c%c%c --%s",
+                  d->val < 256 ? '-' : ' ', d->val < 256 ? d->val : ' ',
+                  d->val < 256 ? ',' : ' ', d->name);
+    for (size_t j = i + 1; j < NR_DAEMON_OPTS && !daemon_opts[j].help; j++)
+      n += snprintf (names + n, sizeof names - n, ", --%s",
+                     daemon_opts[j].name);
+    if (d->arg)
+      snprintf (names + n, sizeof names - n, " %s", d->arg);
+    if (strlen (names) > 26)
+      fprintf (fp, "  %s\n  %-26s %s\n", names, "", d->help);
+    else
+      fprintf (fp, "  %-26s %s\n", names, d->help);
+  }
   opts_print_help (fp);
-  fprintf (fp, "\nThe man page nbd-loopback(8) describes every option.\n");
+  fprintf (fp, "\nThe man page nbd-loopback(8) describes every option; "
+           "--dump-config shows\nwhat a QNX command line means here.\n");
 }
 
 /* --dump-config shows the block size and size the server would use. */
@@ -220,6 +279,20 @@ check_daemon_options (bool port_given)
     if (!opt.unix_path && !port_given && !opt.ipaddr)
       opt.unix_path = "-";
   }
+  /* TLS: on when there are credentials, as nbdkit does. */
+  if (!tls_given && (opt.tls_certificates || opt.tls_psk))
+    opt.tls = TLS_ON;
+  if (opt.tls != TLS_OFF && !opt.tls_certificates && !opt.tls_psk)
+    bad_usage ("%s: TLS needs --tls-certificates DIR or --tls-psk FILE",
+               opt.tls == TLS_ON ? "--tls=on" : "--tls=require");
+  if (opt.tls == TLS_OFF && (opt.tls_certificates || opt.tls_psk))
+    log_warning ("--tls=off: --tls-certificates and --tls-psk are ignored");
+  if (opt.tls_verify_peer && !opt.tls_certificates)
+    bad_usage ("%s: client certificates are checked against the CA of "
+               "--tls-certificates DIR", "--tls-verify-peer");
+  if (access_restricted () && opt.unix_path)
+    log_warning ("--allow: clients of the Unix socket are not subject "
+                 "to it");
   if (opt.pidfile && opt.pidfile[0] != '/') {
     /* The daemon changes directory to / when it detaches. */
     char *abs = realpath (".", NULL), *p;
@@ -244,20 +317,22 @@ die_after_listen (void)
   exit (EXIT_FAILURE);
 }
 
-int
-main (int argc, char *argv[])
-{
-  bool dump = false, port_given = false;
-  struct config *cfg;
-  int c, status;
+static bool dump_config, port_given;
+static const char *config_file;
 
-  log_set_program ("nbd-loopback");
+/* Daemon options from argv, or (source set) from a --config-file's
+ * words; leaves optind at the first word of the groups.
+ */
+static void
+parse_daemon_options (int argc, char **argv, const char *source)
+{
+  int c;
 
   while ((c = getopt_long (argc, argv, short_options, long_options,
                            NULL)) != -1) {
     switch (c) {
     case DUMP_CONFIG_OPTION:
-      dump = true;
+      dump_config = true;
       break;
     case 'e':
       opt.exportname = optarg;
@@ -282,9 +357,31 @@ main (int argc, char *argv[])
       opt.run = optarg;
       break;
     case TLS_OPTION:
-      if (strcmp (optarg, "off") != 0)
-        bad_usage ("--tls=%s: this build has no TLS yet; only --tls=off "
-                   "is accepted", optarg);
+      if (strcmp (optarg, "off") == 0)
+        opt.tls = TLS_OFF;
+      else if (strcmp (optarg, "on") == 0)
+        opt.tls = TLS_ON;
+      else if (strcmp (optarg, "require") == 0)
+        opt.tls = TLS_REQUIRE;
+      else
+        bad_usage ("--tls=%s: expected off, on or require", optarg);
+      tls_given = true;
+      break;
+    case TLS_CERTIFICATES_OPTION:
+      opt.tls_certificates = optarg;
+      break;
+    case TLS_PSK_OPTION:
+      opt.tls_psk = optarg;
+      break;
+    case TLS_VERIFY_PEER_OPTION:
+      opt.tls_verify_peer = true;
+      break;
+    case ALLOW_OPTION:
+      if (access_allow (optarg) == -1) {
+        fprintf (stderr, "Try 'nbd-loopback --help' for more "
+                 "information.\n");
+        exit (EXIT_FAILURE);
+      }
       break;
     case TIMEOUT_OPTION:
       opt.timeout = parse_seconds ("--timeout", optarg);
@@ -308,15 +405,58 @@ main (int argc, char *argv[])
     case 'V':
       printf ("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
       exit (EXIT_SUCCESS);
+    case STATS_FILE_OPTION:
+      opt.stats_file = optarg;
+      break;
+    case CONFIG_FILE_OPTION:
+      if (source)
+        bad_usage ("%s: --config-file cannot be used inside a config file",
+                   source);
+      if (config_file)
+        bad_usage ("--config-file %s: give one config file only", optarg);
+      config_file = optarg;
+      break;
     default:
+      if (source)
+        fprintf (stderr, "nbd-loopback: (that option is in %s)\n", source);
       fprintf (stderr, "Try 'nbd-loopback --help' for more information.\n");
       exit (EXIT_FAILURE);
     }
   }
+}
 
-  cfg = parse_groups (argc - optind, &argv[optind]);
+int
+main (int argc, char *argv[])
+{
+  struct config *cfg;
+  char **words;
+  int nwords, status;
 
-  if (dump) {
+  log_set_program ("nbd-loopback");
+  make_getopt_tables ();
+
+  parse_daemon_options (argc, argv, NULL);
+  nwords = argc - optind;
+  words = &argv[optind];
+  if (config_file) {
+    /* The file's words count as if they followed the command line. */
+    char **fwords = config_file_read (config_file, argv[0]);
+    int n = 0, nf;
+
+    if (fwords == NULL)
+      exit (EXIT_FAILURE);      /* config_file_read said why */
+    while (fwords[n])
+      n++;
+    optind = 0;                 /* glibc: start getopt afresh */
+    parse_daemon_options (n, fwords, config_file);
+    nf = n - optind;
+    words = config_file_join (words, nwords, &fwords[optind], nf);
+    nwords += nf;
+  }
+
+  cfg = parse_groups (nwords, words);
+
+  if (dump_config) {
     status = config_dump (cfg, stdout, probe_export) == 0
       ? EXIT_SUCCESS : EXIT_FAILURE;
     if (fflush (stdout) == EOF) {
@@ -324,6 +464,7 @@ main (int argc, char *argv[])
       status = EXIT_FAILURE;
     }
     config_free (cfg);
+    config_file_free ();
     return status;
   }
 
@@ -331,6 +472,10 @@ main (int argc, char *argv[])
   if (cfg->blk.verbose > log_verbose)
     log_verbose = cfg->blk.verbose;
   check_daemon_options (port_given);
+  if (tls_resolve_paths () == -1)
+    exit (EXIT_FAILURE);
+  if (stats_init () == -1)
+    exit (EXIT_FAILURE);
   if (cfg->nr_exports == 0 && cfg->blk.ramdisk == 0) {
     log_error ("nothing to serve: give files with 'loopback fd=PATH' "
                "or a RAM disk with 'blk ramdisk=SIZE'");
@@ -350,6 +495,11 @@ main (int argc, char *argv[])
   if (!opt.foreground)
     daemon_start ();
 
+  /* Keys after detaching (mlock does not survive fork), before
+   * user= drops the rights to read them.
+   */
+  if (tls_init () == -1)
+    die_after_listen ();
   if (iothreads_start (cfg->nio) == -1) {
     log_error ("starting %" PRIu32 " I/O threads: %m", cfg->nio);
     die_after_listen ();
@@ -359,6 +509,8 @@ main (int argc, char *argv[])
     die_after_listen ();
   }
   if (exports_open_cache (cfg) == -1)
+    die_after_listen ();
+  if (stats_write_file ("start") == -1)
     die_after_listen ();
   if (workers_start (cfg->blk.thread_max, cfg->blk.thread_low,
                      cfg->blk.thread_high) == -1)
@@ -382,15 +534,22 @@ main (int argc, char *argv[])
 
   /* Every connection is closed and every loop has stopped. */
   signals_stop (loops[0].ev);
+  stats_progress_start ();
   workers_stop ();
-  status = exports_close () == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  status = stats_shutdown () == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  if (exports_close () == -1)
+    status = EXIT_FAILURE;
   loops_free ();
+  tls_cleanup ();
+  access_free ();
   listen_cleanup ();
   pidfile_remove ();
   if (captive_status () >= 0 && status == EXIT_SUCCESS)
     status = captive_status ();
   log_debug ("exiting with status %d", status);
   config_free (cfg);
+  config_file_free ();
+  stats_free ();
   free (opt.pidfile);
   return status;
 }

@@ -169,6 +169,8 @@ reply_error (const struct request *req, bool structured, int err,
 
   if (error == NBD_SUCCESS)     /* an error path must not look like success */
     error = NBD_EIO;
+  if (req->conn && req->conn->exp)      /* counted for stats.c */
+    __atomic_fetch_add (&req->conn->exp->request_errors, 1, __ATOMIC_RELAXED);
   if (!structured) {
     msg = outmsg_new (1, sizeof (struct nbd_simple_reply));
     if (msg)

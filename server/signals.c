@@ -2,7 +2,7 @@
 /* nbd-loopback daemon: signals, handled inside loop 0.
  *
  * SIGTERM, SIGINT (and SIGHUP, which has nothing to reload here) start
- * the orderly shutdown; SIGUSR1 logs per-export statistics; SIGPIPE is
+ * the orderly shutdown; SIGUSR1 reports statistics (stats.c); SIGPIPE is
  * ignored (sends use MSG_NOSIGNAL anyway); SIGCHLD is for --run.  They
  * are blocked in every thread before any thread exists and read by
  * loop 0 through libev's signalfd watchers, so no handler ever runs in
@@ -56,7 +56,7 @@ shutdown_cb (struct ev_loop *ev, ev_signal *w, int revents)
 static void
 stats_cb (struct ev_loop *ev, ev_signal *w, int revents)
 {
-  exports_log_stats ();
+  stats_report ();
 }
 
 void

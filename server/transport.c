@@ -2,10 +2,10 @@
 /* nbd-loopback daemon: the plain socket transport.
  *
  * Connections move bytes only through a transport_ops table, so that
- * TLS (which wants to read when the protocol wants to write, and keeps
- * decrypted bytes of its own) can slot in later without touching the
- * handshake or request code.  Sockets are non-blocking; sends never
- * raise SIGPIPE.
+ * TLS (tls.c, which wants to read when the protocol wants to write,
+ * and keeps decrypted bytes of its own) slots in at STARTTLS without
+ * touching the handshake or request code.  Sockets are non-blocking;
+ * sends never raise SIGPIPE.
  */
 #include <config.h>
 

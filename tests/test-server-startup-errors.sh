@@ -20,7 +20,8 @@ expect_fail_with 'nothing to export' lb -U "$tmp/sock"
 nothing_left
 expect_fail_with '-U cannot be combined with -p or -i' \
     lb -U "$tmp/sock" -p 10809 loopback fd="$tmp/disk.img"
-expect_fail_with 'only --tls=off' lb --tls=require -U "$tmp/sock" loopback fd="$tmp/disk.img"
+expect_fail_with 'TLS needs --tls-certificates DIR or --tls-psk FILE' \
+    lb --tls=require -U "$tmp/sock" loopback fd="$tmp/disk.img"
 expect_fail_with 'expected a number of seconds' \
     lb --timeout=never -U "$tmp/sock" loopback fd="$tmp/disk.img"
 expect_fail_with 'Try .nbd-loopback --help.' lb --no-such-option loopback fd="$tmp/disk.img"

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+# Writes the seed corpora of the fuzz targets (corpus/opts,
+# corpus/handshake, corpus/request): small, valid-looking inputs that
+# reach each option, each NBD option and each command, so the fuzzers
+# start from the interesting states.  The files are committed; run
+# this again (python3 fuzzing/make-seeds.py) after changing it.
+# Regression inputs (crashes found) live next to them as crash-*.
+import os
+import struct
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+IHAVEOPT = 0x49484156454f5054
+REQ = 0x25609513
+(OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS, OPT_INFO, OPT_GO,
+ OPT_STRUCTURED_REPLY, OPT_LIST_META, OPT_SET_META) = (1, 2, 3, 5, 6, 7, 8, 9, 10)
+(READ, WRITE, DISC, FLUSH, TRIM, CACHE, ZEROES, BLOCK_STATUS) = range(8)
+FUA, NO_HOLE, DF, REQ_ONE, FAST_ZERO = 1, 2, 4, 8, 16
+
+
+def flags(f=3):
+    return struct.pack(">I", f)
+
+
+def option(opt, body=b"", length=None):
+    return struct.pack(">QII", IHAVEOPT, opt,
+                       len(body) if length is None else length) + body
+
+
+def name(s):
+    return struct.pack(">I", len(s)) + s
+
+
+def info_body(export, infos=()):
+    return name(export) + struct.pack(">H", len(infos)) + b"".join(
+        struct.pack(">H", i) for i in infos)
+
+
+def meta_body(export, queries):
+    return name(export) + struct.pack(">I", len(queries)) + b"".join(
+        name(q) for q in queries)
+
+
+def request(cmd, offset=0, count=0, fl=0, cookie=1, payload=None, magic=REQ):
+    r = struct.pack(">IHHQQI", magic, fl, cmd, cookie, offset, count)
+    if cmd == WRITE and payload is None:
+        payload = bytes((i * 7) & 0xff for i in range(count))
+    return r + (payload or b"")
+
+
+def write(corpus, fname, data):
+    d = os.path.join(here, "corpus", corpus)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, fname), "wb") as f:
+        f.write(data)
+
+
+# ---- opts: words separated by newlines, or '@' and group:text lines
+opts = {
+    "simple": "loopback\nfd=/srv/disk.img\nblk\ncache=64m",
+    "spec-example": "loopback\nro,blksz=2048,fd=/srv/cd.iso,rw,fd=/srv/disk.img"
+                    "\nblk\ncache=64m,commit=high",
+    "blk-all": "blk\ncache=10%:4096,alloc=1m,hash=1024,delwri=2s:5:10,"
+               "postpone=3m,commit=low,ra=4k:64k,protect=3,wipe=50%,"
+               "bufsz=512:16k,thread=12:2:4,noaiod,ramdisk=16m:4096,"
+               "rmvto=none,verbose=3,ro",
+    "loopback-all": "loopback\nnio=4,prefix=disk,user=0:0,sync,denywr,seek,"
+                    "blksz=4096,heads=2,tracks=63,fd=/a,async,denyno,xtype,"
+                    "blksz=,fd=/b",
+    "qnx-fs": "blk\nnoatime,exec,creat,before,auto=none,vnode=100,"
+              "ncache=64k,devdir=/dev,map=x,exclusive\ndos\nexe=all",
+    "errors": "blk\ncache=abc,commit=sometimes\nloopback\nblksz=3000,fd=",
+    "times-sizes": "blk\ndelwri=1h,rmvto=30s,cache=2g,ra=0,wipe=1p",
+    "plugin-keys": "@loopback:ro,fd=/srv/cd.iso\nblk:cache=1m,nora\n"
+                   "loopback:rw,fd=/srv/disk.img",
+}
+for k, v in opts.items():
+    write("opts", k, v.encode())
+
+# ---- handshake: the whole client stream
+hs = {
+    "go-read": flags() + option(OPT_GO, info_body(b""))
+               + request(READ, 0, 4096) + request(DISC),
+    "list-abort": flags() + option(OPT_LIST) + option(OPT_ABORT),
+    "info-then-export-name": flags(1)
+        + option(OPT_INFO, info_body(b"lo0", (0, 1, 2, 3)))
+        + option(OPT_EXPORT_NAME, b"ram0")
+        + request(WRITE, 512, 512) + request(READ, 0, 1024) + request(DISC),
+    "structured-meta": flags() + option(OPT_STRUCTURED_REPLY)
+        + option(OPT_LIST_META, meta_body(b"lo0", []))
+        + option(OPT_LIST_META, meta_body(b"lo0", [b"base:"]))
+        + option(OPT_SET_META, meta_body(b"lo0", [b"base:allocation"]))
+        + option(OPT_GO, info_body(b"lo0", (3,)))
+        + request(BLOCK_STATUS, 0, 65536) + request(DISC),
+    "unsupported": flags() + option(OPT_STARTTLS) + option(99, b"xyz")
+        + option(OPT_INFO, b"\x00\x00") + option(OPT_GO, info_body(b"nope"))
+        + option(OPT_ABORT),
+    "too-long": flags() + option(OPT_LIST, length=100000) + b"\0" * 64,
+    "bad-export-name": flags(2) + option(OPT_EXPORT_NAME, b"nonexistent"),
+    "bad-flags": flags(0xff),
+    "meta-unknown": flags() + option(OPT_STRUCTURED_REPLY)
+        + option(OPT_SET_META, meta_body(b"ram0", [b"qemu:dirty-bitmap:x"]))
+        + option(OPT_SET_META, meta_body(b"lo0", [b"base:allocation"]) + b"x"),
+}
+for k, v in hs.items():
+    write("handshake", k, v)
+
+# ---- request: first byte picks the handshake (bit 0 structured,
+# bit 1 base:allocation, bit 2 ram0), then requests.
+rq = {
+    "everything": bytes([3]) + request(READ, 0, 4096, cookie=1)
+        + request(WRITE, 4096, 512, cookie=2)
+        + request(WRITE, 8192, 4096, FUA, cookie=3)
+        + request(FLUSH, cookie=4) + request(TRIM, 0, 8192, cookie=5)
+        + request(ZEROES, 0, 65536, NO_HOLE, cookie=6)
+        + request(ZEROES, 65536, 65536, FAST_ZERO, cookie=7)
+        + request(CACHE, 0, 1 << 20, cookie=8)
+        + request(BLOCK_STATUS, 0, 1 << 20, REQ_ONE, cookie=9)
+        + request(READ, 0, 131072, DF, cookie=10)
+        + request(READ, 0, 131072, cookie=11) + request(DISC),
+    "simple-unaligned": bytes([0]) + request(WRITE, 100, 1000)
+        + request(READ, 99, 1002, cookie=2) + request(READ, 4 << 20, 0)
+        + request(FLUSH),
+    "ram0": bytes([5]) + request(WRITE, 0, 8192) + request(READ, 0, 8192)
+        + request(ZEROES, 4096, 4096) + request(TRIM, 0, 512),
+    "errors": bytes([1]) + request(READ, 0, 65 << 20)
+        + request(WRITE, (4 << 20) - 512, 1024)
+        + request(99, 0, 0) + request(READ, 0, 512, 0x80)
+        + request(FLUSH, 5, 5) + request(BLOCK_STATUS, 0, 512)
+        + request(READ, 0, 512, DF) + request(WRITE, 0, 16, REQ_ONE),
+    "bad-magic": bytes([0]) + request(READ, 0, 512, magic=0x12345678),
+    "big-write-cut": bytes([3]) + request(WRITE, 0, 1 << 20)[:28 + 4096],
+    "pipelined-reads": bytes([1]) + b"".join(
+        request(READ, i * 4096, 4096, cookie=i) for i in range(64)),
+}
+for k, v in rq.items():
+    write("request", k, v)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Input held inside OpenSSL is not lost: a TLS client sends 160 MiB of
+# WRITEs without reading a reply, so the daemon stops reading (over
+# its 64 MiB limit) with TLS records read but not yet consumed, which
+# make no socket readable; when it resumes it must serve them anyway.
+# Every write is acknowledged, reads back over TLS, and is in the host
+# file.
+source ./functions.sh
+source "$abs_top_srcdir/tests/tls-functions.sh"
+set -e
+set -x
+
+make_tmpdir
+make_pki "$tmp/pki"
+truncate -s 160M "$tmp/disk.img"
+
+# commit=high and one worker: writes are slow, so replies lag behind.
+start_server_unix -v --tls=require --tls-certificates="$tmp/pki" \
+    loopback fd="$tmp/disk.img" blk commit=high,thread=1
+./client-tls-raw "$sock" pipeline
+grep -q 'reading paused' "$tmp/server.log" ||
+    fail "the daemon never stopped reading: nothing was tested"
+stop_server
+# Each 8 bytes hold their own offset, big-endian.
+word () { od -A n -t x8 --endian=big -j "$1" -N 8 "$tmp/disk.img" | tr -d ' '; }
+for off in 8 $(( 17 * 4194304 + 4096 )) $(( 160 * 1048576 - 8 )); do
+    test "$(word $off)" = "$(printf '%016x' $off)"
+done
