@@ -46,7 +46,7 @@ struct pending_export {
 struct opts {
   /* Order-dependent loopback state, copied into each fd=. */
   struct export_config current;
-  bool blksz_from_user;
+  char *trailing;               /* order-dependent option after the last fd= */
 
   struct pending_export *exports;
   size_t nr_exports;

@@ -124,6 +124,7 @@ opts_free (struct opts *o)
     free (o->exports[i].path);
   free (o->exports);
   free (o->prefix);
+  free (o->trailing);
   free (o->blk.verbose_flags);
   for (size_t i = 0; i < MAX_SLOTS; i++)
     free (o->slot_text[i]);
@@ -227,6 +228,11 @@ parse_token (struct opts *o, enum opts_group group, const char *token,
 
   if (claim_slot (o, def, token, err) == -1)
     return -1;
+  /* Remember an order-dependent option until an fd= follows it. */
+  if (def->scope == SCOPE_ORDER || def->scope == SCOPE_EXPORT) {
+    free (o->trailing);
+    o->trailing = def->scope == SCOPE_ORDER ? strdup (token) : NULL;
+  }
   return def->handler (o, def, value, err);
 }
 
@@ -317,6 +323,12 @@ opts_finish (struct opts *o, char **err)
   if (blk_resolve (o, &cfg->blk, err) == -1)
     goto fail;
 
+  if (o->trailing && o->nr_exports > 0 &&
+      opts_warn_once (o, o->trailing, "loopback option '%s' comes after "
+                      "the last fd= and applies to no export "
+                      "(order-dependent options apply to the fd= after "
+                      "them: write it before fd=)", o->trailing) == -1)
+    goto oom;
   if (o->nr_exports == 0 && cfg->blk.ramdisk == 0) {
     opts_error (err, "nothing to export: give at least one file, e.g. "
                 "'loopback fd=/path/to/disk.img' (or 'blk ramdisk=64m')");
