@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/uio.h>
 
 #include "cleanup.h"
 #include "internal.h"
@@ -76,6 +77,7 @@ cache_init (const struct blk_config *blk, bool start_flusher)
   }
   budget = blk->cache - hash_bytes - sizeof cache.shards;
   cache.max_blocks = budget / per_block;
+  cache.max_pinned = cache.max_blocks / 4;
   if (cache.max_blocks < 4) {
     log_error ("cache=%llu: too small to hold any blocks",
                (unsigned long long) blk->cache);
@@ -350,6 +352,52 @@ check_range (const struct cache_export *exp, uint64_t count, uint64_t offset,
   return 0;
 }
 
+/* Whether reads may be served without a look at the host: not if
+ * rmvto= idleness means revalidating first (which may stat).
+ */
+static bool
+may_skip_revalidation (struct cache_export *exp)
+{
+  return !cache.cfg.rmvto_enabled || !exp->be.can_revalidate
+    || now_ms () - __atomic_load_n (&exp->last_access_ms, __ATOMIC_RELAXED)
+       <= cache.cfg.rmvto_ms;
+}
+
+/* The part [*lo, *hi) of block idx inside [offset, offset+count). */
+static inline void
+block_span (uint64_t idx, uint64_t offset, uint64_t count,
+            uint32_t *lo, uint32_t *hi)
+{
+  uint64_t bstart = idx * CACHE_BLOCK_SIZE;
+
+  *lo = offset > bstart ? offset - bstart : 0;
+  *hi = offset + count < bstart + CACHE_BLOCK_SIZE
+    ? offset + count - bstart : CACHE_BLOCK_SIZE;
+}
+
+/* Walking a request block by block, keep the shard lock while the
+ * blocks stay in one shard (a group of GROUP_SHIFT): switch to s.
+ */
+static inline void
+hold_shard (struct shard **held, struct shard *s)
+{
+  if (*held != s) {
+    if (*held)
+      unlock_or_abort (&(*held)->lock);
+    lock_or_abort (&s->lock);
+    *held = s;
+  }
+}
+
+static inline void
+release_shard (struct shard **held)
+{
+  if (*held) {
+    unlock_or_abort (&(*held)->lock);
+    *held = NULL;
+  }
+}
+
 /* Read [offset, offset+count) of exp into buf through the cache. */
 static int
 read_range (struct cache_export *exp, char *buf, uint64_t count,
@@ -370,13 +418,13 @@ read_range (struct cache_export *exp, char *buf, uint64_t count,
 
   for (uint64_t idx = first; idx <= last; idx++) {
     uint64_t bstart = idx * CACHE_BLOCK_SIZE;
-    uint32_t lo = offset > bstart ? offset - bstart : 0;
-    uint32_t hi = offset + count < bstart + CACHE_BLOCK_SIZE
-      ? offset + count - bstart : CACHE_BLOCK_SIZE;
-    uint8_t need = sectors_touched (lo, hi);
+    uint32_t lo, hi;
+    uint8_t need;
     struct shard *s = shard_of (exp, idx);
     struct block *b;
 
+    block_span (idx, offset, count, &lo, &hi);
+    need = sectors_touched (lo, hi);
     if (n > 0 && run[n - 1]->index != idx - 1)
       ISSUE_RUN ();
 
@@ -446,32 +494,33 @@ cache_read_nowait (struct cache_export *exp, void *buf, uint64_t count,
                    uint64_t offset)
 {
   uint64_t first, last;
+  struct shard *held = NULL;
   char *dest = buf;
 
   if (check_range (exp, count, offset, EINVAL) == -1)
     return -1;
   if (count == 0)
     return 1;
-  if (cache.cfg.rmvto_enabled && exp->be.can_revalidate &&
-      now_ms () - __atomic_load_n (&exp->last_access_ms, __ATOMIC_RELAXED)
-      > cache.cfg.rmvto_ms)
-    return 0;                   /* revalidation may need to stat */
+  if (!may_skip_revalidation (exp))
+    return 0;
 
   first = offset / CACHE_BLOCK_SIZE;
   last = (offset + count - 1) / CACHE_BLOCK_SIZE;
   for (uint64_t idx = first; idx <= last; idx++) {
-    uint64_t bstart = idx * CACHE_BLOCK_SIZE;
-    uint32_t lo = offset > bstart ? offset - bstart : 0;
-    uint32_t hi = offset + count < bstart + CACHE_BLOCK_SIZE
-      ? offset + count - bstart : CACHE_BLOCK_SIZE;
-    uint8_t need = sectors_touched (lo, hi);
+    uint32_t lo, hi;
     struct shard *s = shard_of (exp, idx);
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-    struct block *b = block_lookup (s, exp, idx);
+    struct block *b;
 
-    if (b == NULL || (b->valid & need) != need)
+    block_span (idx, offset, count, &lo, &hi);
+    hold_shard (&held, s);
+    b = block_lookup (s, exp, idx);
+    if (b == NULL || (b->valid & sectors_touched (lo, hi))
+        != sectors_touched (lo, hi)) {
+      release_shard (&held);
       return 0;
-    memcpy (dest + (bstart + lo - offset), b->data + lo, hi - lo);
+    }
+    memcpy (dest + (idx * CACHE_BLOCK_SIZE + lo - offset), b->data + lo,
+            hi - lo);
     block_reference (s, b);
     EXP_SHARD (exp, s)->hits++;
     if (idx == last) {          /* served: count the request once */
@@ -479,6 +528,75 @@ cache_read_nowait (struct cache_export *exp, void *buf, uint64_t count,
       EXP_SHARD (exp, s)->read_bytes += count;
     }
   }
+  release_shard (&held);
+  readahead_note (exp, offset, count);
+  return 1;
+}
+
+int
+cache_read_pinned (struct cache_export *exp, uint64_t count, uint64_t offset,
+                   struct iovec *iov, size_t max_iov, size_t *niov,
+                   struct cache_pin **pins, size_t *npins)
+{
+  uint64_t first, last, nblocks;
+  struct shard *held = NULL;
+  size_t ni = 0, np = 0;
+
+  *niov = *npins = 0;
+  if (check_range (exp, count, offset, EINVAL) == -1)
+    return -1;
+  if (count == 0)
+    return 1;
+  if (!may_skip_revalidation (exp))
+    return 0;
+
+  first = offset / CACHE_BLOCK_SIZE;
+  last = (offset + count - 1) / CACHE_BLOCK_SIZE;
+  nblocks = last - first + 1;
+  /* Pins keep blocks from eviction: leave most of the cache free to
+   * replace, whatever slow clients hold.
+   */
+  if (__atomic_add_fetch (&cache.pinned, nblocks, __ATOMIC_RELAXED)
+      > cache.max_pinned) {
+    __atomic_sub_fetch (&cache.pinned, nblocks, __ATOMIC_RELAXED);
+    return 0;
+  }
+  for (uint64_t idx = first; idx <= last; idx++) {
+    uint32_t lo, hi;
+    struct shard *s = shard_of (exp, idx);
+    struct block *b;
+    char *p;
+
+    block_span (idx, offset, count, &lo, &hi);
+    hold_shard (&held, s);
+    b = block_lookup (s, exp, idx);
+    p = b ? b->data + lo : NULL;
+    if (b == NULL
+        || (b->valid & sectors_touched (lo, hi)) != sectors_touched (lo, hi)
+        || (ni == max_iov && (char *) iov[ni - 1].iov_base
+            + iov[ni - 1].iov_len != p)) {
+      release_shard (&held);
+      /* Unpin what was taken; the budget is given back below. */
+      cache_unpin (pins, np);
+      __atomic_sub_fetch (&cache.pinned, nblocks - np, __ATOMIC_RELAXED);
+      return 0;
+    }
+    __atomic_add_fetch (&b->pins, 1, __ATOMIC_RELAXED);
+    pins[np++] = (struct cache_pin *) b;
+    if (ni > 0 && (char *) iov[ni - 1].iov_base + iov[ni - 1].iov_len == p)
+      iov[ni - 1].iov_len += hi - lo;
+    else
+      iov[ni++] = (struct iovec) { .iov_base = p, .iov_len = hi - lo };
+    block_reference (s, b);
+    EXP_SHARD (exp, s)->hits++;
+    if (idx == last) {
+      EXP_SHARD (exp, s)->read_requests++;
+      EXP_SHARD (exp, s)->read_bytes += count;
+    }
+  }
+  release_shard (&held);
+  *niov = ni;
+  *npins = np;
   readahead_note (exp, offset, count);
   return 1;
 }
@@ -492,14 +610,15 @@ write_range (struct cache_export *exp, const char *buf, uint64_t count,
 
   for (uint64_t idx = first; idx <= last; idx++) {
     uint64_t bstart = idx * CACHE_BLOCK_SIZE;
-    uint32_t lo = offset > bstart ? offset - bstart : 0;
-    uint32_t hi = offset + count < bstart + CACHE_BLOCK_SIZE
-      ? offset + count - bstart : CACHE_BLOCK_SIZE;
-    uint8_t touched = sectors_touched (lo, hi);
-    uint8_t covered = sectors_covered (lo, hi);
+    uint32_t lo, hi;
+    uint8_t touched, covered;
     struct shard *s = shard_of (exp, idx);
     struct block *b;
     bool existed;
+
+    block_span (idx, offset, count, &lo, &hi);
+    touched = sectors_touched (lo, hi);
+    covered = sectors_covered (lo, hi);
 
     lock_or_abort (&s->lock);
   again:
@@ -553,6 +672,7 @@ cache_write_nowait (struct cache_export *exp, const void *buf,
 {
   enum commit_level level = cache.cfg.commit;
   uint64_t first, last;
+  struct shard *held = NULL;
 
   if (exp->be.readonly) {
     errno = EPERM;
@@ -566,29 +686,31 @@ cache_write_nowait (struct cache_export *exp, const void *buf,
   if (level == COMMIT_HIGH ||
       ((flags & CACHE_FUA) && level != COMMIT_NONE))
     return 0;
-  if (cache.cfg.rmvto_enabled && exp->be.can_revalidate &&
-      now_ms () - __atomic_load_n (&exp->last_access_ms, __ATOMIC_RELAXED)
-      > cache.cfg.rmvto_ms)
+  if (!may_skip_revalidation (exp))
     return 0;
 
   first = offset / CACHE_BLOCK_SIZE;
   last = (offset + count - 1) / CACHE_BLOCK_SIZE;
   for (uint64_t idx = first; idx <= last; idx++) {
-    uint64_t bstart = idx * CACHE_BLOCK_SIZE;
-    uint32_t lo = offset > bstart ? offset - bstart : 0;
-    uint32_t hi = offset + count < bstart + CACHE_BLOCK_SIZE
-      ? offset + count - bstart : CACHE_BLOCK_SIZE;
-    uint8_t touched = sectors_touched (lo, hi);
+    uint32_t lo, hi;
+    uint8_t touched;
     struct shard *s = shard_of (exp, idx);
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-    struct block *b = block_lookup (s, exp, idx);
-    bool existed = b != NULL;
+    struct block *b;
+    bool existed;
 
-    if (b == NULL && (b = block_alloc (s, exp, idx)) == NULL)
-      return 0;                 /* room needs a write-back */
-    if (touched & ~sectors_covered (lo, hi) & ~b->valid)
-      return 0;                 /* a partial sector needs a read */
-    memcpy (b->data + lo, (const char *) buf + (bstart + lo - offset),
+    block_span (idx, offset, count, &lo, &hi);
+    touched = sectors_touched (lo, hi);
+    hold_shard (&held, s);
+    b = block_lookup (s, exp, idx);
+    existed = b != NULL;
+    if ((b == NULL && (b = block_alloc (s, exp, idx)) == NULL)
+        || (touched & ~sectors_covered (lo, hi) & ~b->valid)) {
+      /* Room needs a write-back, or a partial sector a read. */
+      release_shard (&held);
+      return 0;
+    }
+    memcpy (b->data + lo,
+            (const char *) buf + (idx * CACHE_BLOCK_SIZE + lo - offset),
             hi - lo);
     b->valid |= touched;
     block_set_dirty (s, b, touched);
@@ -599,6 +721,7 @@ cache_write_nowait (struct cache_export *exp, const void *buf,
       EXP_SHARD (exp, s)->write_bytes += count;
     }
   }
+  release_shard (&held);
   if (cache.cfg.delwri_ms == 0)
     flusher_kick ();
   return 1;

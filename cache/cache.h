@@ -162,6 +162,31 @@ extern int cache_write_nowait (struct cache_export *exp, const void *buf,
                                uint64_t count, uint64_t offset,
                                unsigned flags);
 
+/* Zero-copy reads for an event loop.  Like cache_read_nowait, but
+ * instead of copying, describe the bytes where they lie in the cache:
+ * fill iov (at most max_iov entries; blocks that are neighbours in
+ * memory share one) and pin every block used in pins, which must have
+ * room for CACHE_PINS_FOR (count, offset) entries.  A pinned block
+ * keeps its memory until cache_unpin: it is never evicted nor reused
+ * for other data, though a write, zero or trim that overlaps the read
+ * (a concurrent request, whose order against the read is undefined)
+ * may still change its bytes.  Give the pins back once the bytes have
+ * been sent.  Returns 1 if served (*niov iovecs, *npins pins), 0 if it
+ * would need host I/O or too much of the cache is pinned already
+ * (nothing is pinned then: read with cache_read), -1 on error.
+ */
+struct cache_pin;
+#define CACHE_PINS_FOR(count, offset) \
+  ((((offset) % CACHE_BLOCK_SIZE) + (count) + CACHE_BLOCK_SIZE - 1) \
+   / CACHE_BLOCK_SIZE)
+struct iovec;
+extern int cache_read_pinned (struct cache_export *exp, uint64_t count,
+                              uint64_t offset, struct iovec *iov,
+                              size_t max_iov, size_t *niov,
+                              struct cache_pin **pins, size_t *npins);
+/* Any thread. */
+extern void cache_unpin (struct cache_pin *const *pins, size_t npins);
+
 /* Start reading a range into the cache in the background
  * (NBD_CMD_CACHE).  Returns once the reads are queued.
  */

@@ -21,12 +21,17 @@
  * the host after a newer one.  A failed host write leaves the block
  * dirty, to be retried after a delay, and remembers the error for the
  * next flush or FUA write of the export.
+ *
+ * Memory does not grow with the cache: a flush takes the dirty blocks
+ * in batches of ALL_BATCH, lowest block numbers first, and bounce
+ * buffers are mapped outside malloc and reused.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "cleanup.h"
@@ -62,6 +67,96 @@ take_error (struct cache_export *exp)
 
   exp->error = 0;
   return err;
+}
+
+/* Bounce buffers, BOUNCE_BYTES each.  They are mapped directly: taken
+ * from malloc, every thread's arena would keep the ones it freed.  At
+ * most as many free ones are kept as threads can write back at once
+ * (the workers and the flusher); one given back beyond that is
+ * unmapped.
+ */
+#define BOUNCE_BYTES ((size_t) IO_RUN_BLOCKS * CACHE_BLOCK_SIZE)
+
+static pthread_mutex_t bounce_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Guarded by bounce_lock: */
+static void *bounce_free;       /* free buffers, chained by their first word */
+static unsigned bounce_nfree;
+static uint64_t bounce_mapped;  /* buffers mapped, in use or free */
+
+static char *
+bounce_get (void)
+{
+  void *p;
+
+  lock_or_abort (&bounce_lock);
+  p = bounce_free;
+  if (p) {
+    bounce_free = *(void **) p;
+    bounce_nfree--;
+  }
+  unlock_or_abort (&bounce_lock);
+  if (p)
+    return p;
+
+  p = mmap (NULL, BOUNCE_BYTES, PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&bounce_lock);
+  bounce_mapped++;
+  return p;
+}
+
+static void
+bounce_put (char *p)
+{
+  if (p == NULL)
+    return;
+  lock_or_abort (&bounce_lock);
+  if (bounce_nfree < cache.cfg.thread_max + 1) {
+    *(void **) p = bounce_free;
+    bounce_free = p;
+    bounce_nfree++;
+    p = NULL;
+  }
+  else
+    bounce_mapped--;
+  unlock_or_abort (&bounce_lock);
+  if (p)
+    munmap (p, BOUNCE_BYTES);
+}
+
+static void
+cleanup_bounce (char **p)
+{
+  bounce_put (*p);
+}
+#define CLEANUP_BOUNCE __attribute__ ((cleanup (cleanup_bounce)))
+
+/* Unmap the free bounce buffers (at shutdown). */
+static void
+bounce_drain (void)
+{
+  void *p;
+
+  lock_or_abort (&bounce_lock);
+  p = bounce_free;
+  bounce_mapped -= bounce_nfree;
+  bounce_free = NULL;
+  bounce_nfree = 0;
+  unlock_or_abort (&bounce_lock);
+  while (p) {
+    void *next = *(void **) p;
+    munmap (p, BOUNCE_BYTES);
+    p = next;
+  }
+}
+
+uint64_t
+bounce_bytes (void)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&bounce_lock);
+  return bounce_mapped * BOUNCE_BYTES;
 }
 
 static uint64_t
@@ -130,27 +225,131 @@ takeable (struct cache_export *exp, struct block *b, enum wb_mode mode,
 
 #define ROOM_BATCH 32           /* blocks make_room writes back at once */
 #define DUE_BATCH 4096          /* blocks one flusher round takes */
+#define ALL_BATCH 8192          /* blocks a flush or FUA write takes at once */
+#define DENSE 4                 /* a flush looks blocks up one by one while
+                                   at least 1 in DENSE is dirty */
 
-/* Mark the blocks to write back BUSY_WRITE and list them. */
+/* Where a flush or FUA write is in its range of blocks. */
+struct wb_cursor {
+  uint64_t next, end;           /* blocks [next, end) are left */
+  bool scan;                    /* WB_ALL: look up every block number */
+  uint64_t *lowest;             /* WB_ALL: a max-heap of ALL_BATCH */
+};
+
+/* Take block idx of exp if it is dirty and can be taken now. */
 static int
-collect (struct cache_export *exp, enum wb_mode mode, uint64_t first,
-         uint64_t end, struct shard *only, struct wb_list *l,
-         bool *saw_busy, bool *saw_fence)
+take_index (struct cache_export *exp, enum wb_mode mode, uint64_t idx,
+            uint64_t t, struct wb_list *l, bool *saw_busy, bool *saw_fence)
+{
+  struct shard *s = shard_of (exp, idx);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+  struct block *b = block_lookup (s, exp, idx);
+
+  if (b && b->dirty && takeable (exp, b, mode, t, saw_busy, saw_fence)) {
+    if (wb_add (l, b) == -1)
+      return -1;
+    b->busy |= BUSY_WRITE;
+  }
+  return 0;
+}
+
+/* Put v at the root of the max-heap h[0, n) and sift it down. */
+static void
+sift_down (uint64_t *h, size_t n, uint64_t v)
+{
+  size_t i = 0, c;
+
+  while ((c = 2 * i + 1) < n) {
+    if (c + 1 < n && h[c + 1] > h[c])
+      c++;
+    if (h[c] <= v)
+      break;
+    h[i] = h[c];
+    i = c;
+  }
+  h[i] = v;
+}
+
+/* Keep the ALL_BATCH lowest block numbers offered in the max-heap
+ * h[0, n); returns the new n.
+ */
+static size_t
+lowest_offer (uint64_t *h, size_t n, uint64_t idx)
+{
+  size_t i;
+
+  if (n < ALL_BATCH) {
+    for (i = n++; i > 0 && h[(i - 1) / 2] < idx; i = (i - 1) / 2)
+      h[i] = h[(i - 1) / 2];
+    h[i] = idx;
+  }
+  else if (idx < h[0])
+    sift_down (h, n, idx);
+  return n;
+}
+
+/* Sort the max-heap h[0, n) in place, lowest first. */
+static void
+lowest_sort (uint64_t *h, size_t n)
+{
+  while (n > 1) {
+    uint64_t top = h[0];
+
+    n--;
+    sift_down (h, n, h[n]);
+    h[n] = top;
+  }
+}
+
+/* Mark the blocks to write back BUSY_WRITE and list them in l.
+ *
+ * WB_RANGE and WB_ALL list them in block order, at most ALL_BATCH at a
+ * time from c->next on, and move c->next past them: the list stays
+ * small however much of the cache is dirty.  A FUA write looks up each
+ * block of its range.  So does a flush where dirty blocks are dense;
+ * elsewhere it walks the dirty lists, one shard lock at a time, for
+ * the ALL_BATCH lowest block numbers, and then looks those up.
+ */
+static int
+collect (struct cache_export *exp, enum wb_mode mode, struct wb_cursor *c,
+         struct shard *only, struct wb_list *l, bool *saw_busy,
+         bool *saw_fence)
 {
   uint64_t t = now_ms ();
 
-  if (mode == WB_RANGE) {
-    for (uint64_t idx = first; idx < end && idx < exp->nblocks; idx++) {
-      struct shard *s = shard_of (exp, idx);
-      ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-      struct block *b = block_lookup (s, exp, idx);
+  if (mode == WB_RANGE || (mode == WB_ALL && c->scan)) {
+    uint64_t left = mode == WB_RANGE ? UINT64_MAX : DENSE * ALL_BATCH;
 
-      if (b && b->dirty && takeable (exp, b, mode, t, saw_busy, saw_fence)) {
-        if (wb_add (l, b) == -1)
-          return -1;
-        b->busy |= BUSY_WRITE;
-      }
+    for (; c->next < c->end && l->n < ALL_BATCH && left > 0;
+         c->next++, left--)
+      if (take_index (exp, mode, c->next, t, l, saw_busy, saw_fence) == -1)
+        return -1;
+    c->scan = l->n == ALL_BATCH;
+    return 0;
+  }
+
+  if (mode == WB_ALL) {
+    uint64_t *h = c->lowest;
+    size_t n = 0;
+
+    for (unsigned i = 0; i < cache.nshards; i++) {
+      struct shard *s = &cache.shards[i];
+      ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+
+      for (struct block *b = exp->shard[i].dirty.head; b; b = b->dnext)
+        if (b->index >= c->next && b->index < c->end)
+          n = lowest_offer (h, n, b->index);
     }
+    if (n == ALL_BATCH) {
+      c->scan = h[0] + 1 - c->next <= DENSE * ALL_BATCH;
+      c->next = h[0] + 1;
+    }
+    else
+      c->next = c->end;
+    lowest_sort (h, n);
+    for (size_t i = 0; i < n; i++)
+      if (take_index (exp, mode, h[i], t, l, saw_busy, saw_fence) == -1)
+        return -1;
     return 0;
   }
 
@@ -293,53 +492,83 @@ wait_busy (struct cache_export *exp, uint64_t first, uint64_t end)
   }
 }
 
+/* Write back the blocks listed in l, all BUSY_WRITE, and give them
+ * back.  Returns the first error, or 0.
+ */
+static int
+write_list (struct cache_export *exp, enum wb_mode mode, struct wb_list *l,
+            char **bounce, uint64_t *written)
+{
+  enum io_priority prio = mode == WB_DUE ? IO_PRIO_BACKGROUND : IO_PRIO_CLIENT;
+
+  if (*bounce == NULL && (*bounce = bounce_get ()) == NULL) {
+    int err = errno ? errno : ENOMEM;
+
+    log_error ("%s: write-back: allocating a buffer: %m", exp->name);
+    /* Give the blocks back untouched. */
+    for (size_t i = 0; i < l->n; i++) {
+      struct shard *s = shard_of (exp, l->v[i].index);
+      ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+      l->v[i].b->busy &= ~BUSY_WRITE;
+      shard_wake (s);
+    }
+    return err;
+  }
+
+  if (mode == WB_DUE || mode == WB_ROOM)  /* the others are in order */
+    qsort (l->v, l->n, sizeof *l->v, compare_entries);
+  for (size_t i = 0; i < l->n; i += IO_RUN_BLOCKS) {
+    size_t n = l->n - i < IO_RUN_BLOCKS ? l->n - i : IO_RUN_BLOCKS;
+    write_batch (exp, l, i, n, prio, *bounce, written);
+  }
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i].err)
+      return l->v[i].err;
+  return 0;
+}
+
 int
 writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
            uint64_t end, struct shard *only, uint64_t *written_ret)
 {
-  enum io_priority prio = mode == WB_DUE ? IO_PRIO_BACKGROUND : IO_PRIO_CLIENT;
   bool waits = mode == WB_ALL || mode == WB_RANGE;
-  CLEANUP_FREE char *bounce = NULL;
+  CLEANUP_BOUNCE char *bounce = NULL;
+  CLEANUP_FREE uint64_t *lowest = NULL;
+  struct wb_list l = { 0 };
   uint64_t written = 0;
   int first_err = 0;
+
+  if (end > exp->nblocks)
+    end = exp->nblocks;
+  if (mode == WB_ALL &&
+      (lowest = malloc (ALL_BATCH * sizeof *lowest)) == NULL) {
+    log_error ("%s: write-back: %m", exp->name);
+    return -1;
+  }
 
   /* Flush and FUA take a second round for blocks that were being
    * written back by someone else, or fenced by a zero, the first time.
    */
   for (int round = 0; round < (waits ? 2 : 1); round++) {
-    struct wb_list l = { 0 };
     bool saw_busy = false, saw_fence = false;
+    struct wb_cursor c = { .next = first, .end = end, .lowest = lowest };
 
-    if (collect (exp, mode, first, end, only, &l, &saw_busy,
-                 &saw_fence) == -1) {
-      log_error ("%s: write-back: %m", exp->name);
-      first_err = first_err ? first_err : errno;
-    }
-    if (l.n > 0) {
-      if (bounce == NULL)
-        bounce = malloc ((size_t) IO_RUN_BLOCKS * CACHE_BLOCK_SIZE);
-      if (bounce == NULL) {
-        /* Give the blocks back untouched. */
-        first_err = first_err ? first_err : ENOMEM;
-        for (size_t i = 0; i < l.n; i++) {
-          struct shard *s = shard_of (exp, l.v[i].index);
-          ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-          l.v[i].b->busy &= ~BUSY_WRITE;
-          shard_wake (s);
-        }
+    do {
+      int r, err;
+
+      l.n = 0;
+      r = collect (exp, mode, &c, only, &l, &saw_busy, &saw_fence);
+      if (r == -1) {
+        log_error ("%s: write-back: %m", exp->name);
+        first_err = first_err ? first_err : errno;
       }
-      else {
-        qsort (l.v, l.n, sizeof *l.v, compare_entries);
-        for (size_t i = 0; i < l.n; i += IO_RUN_BLOCKS) {
-          size_t n = l.n - i < IO_RUN_BLOCKS ? l.n - i : IO_RUN_BLOCKS;
-          write_batch (exp, &l, i, n, prio, bounce, &written);
-        }
-        for (size_t i = 0; i < l.n; i++)
-          if (l.v[i].err && first_err == 0)
-            first_err = l.v[i].err;
-      }
-    }
-    free (l.v);
+      if (l.n > 0 &&
+          (err = write_list (exp, mode, &l, &bounce, &written)) != 0 &&
+          first_err == 0)
+        first_err = err;
+      if (r == -1)
+        break;
+    } while (waits && c.next < c.end);
     if (!waits || (!saw_busy && !saw_fence))
       break;
     if (saw_fence)
@@ -347,6 +576,7 @@ writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
     if (saw_busy)
       wait_busy (exp, first, end);
   }
+  free (l.v);
 
   if (written_ret)
     *written_ret = written;
@@ -543,17 +773,21 @@ flusher_start (void)
   return 0;
 }
 
+/* Stop the flusher thread, if it runs, and unmap the free bounce
+ * buffers (cache_shutdown calls this after the final write-back).
+ */
 void
 flusher_stop (void)
 {
-  if (!cache.flusher_running)
-    return;
-  lock_or_abort (&cache.bg_lock);
-  cache.bg_stop = true;
-  pthread_cond_broadcast (&cache.bg_cond);
-  unlock_or_abort (&cache.bg_lock);
-  pthread_join (cache.flusher, NULL);
-  cache.flusher_running = false;
+  if (cache.flusher_running) {
+    lock_or_abort (&cache.bg_lock);
+    cache.bg_stop = true;
+    pthread_cond_broadcast (&cache.bg_cond);
+    unlock_or_abort (&cache.bg_lock);
+    pthread_join (cache.flusher, NULL);
+    cache.flusher_running = false;
+  }
+  bounce_drain ();
 }
 
 void

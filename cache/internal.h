@@ -27,6 +27,11 @@
 #define FULL_MASK 0xff
 #define MAX_SHARDS 64
 #define IO_RUN_BLOCKS 256       /* largest host transfer: 1 MiB */
+/* Neighbouring blocks share a shard, and neighbouring hash buckets, in
+ * groups of this many (64 KiB): a large request takes one shard lock
+ * per group and walks memory in order.
+ */
+#define GROUP_SHIFT 4
 
 /* Busy bits of a block (guarded by its shard lock). */
 #define BUSY_READ  1            /* a fill from the host is in progress */
@@ -51,6 +56,15 @@ struct block {
   uint8_t busy;                 /* BUSY_* */
   uint8_t credits;              /* CLOCK passes left before eviction */
   bool prefetched;              /* read ahead, not yet referenced */
+  /* Zero-copy readers holding the block's memory (cache_read_pinned).
+   * Taken under the shard lock, given back without it (atomics).  A
+   * pinned block is never a victim; one dropped while pinned becomes
+   * an orphan, which the last cache_unpin puts on the free list of
+   * shard home.
+   */
+  uint32_t pins;
+  bool orphan;
+  uint8_t home;
 };
 
 struct dirty_list {
@@ -129,6 +143,8 @@ struct cache {
   unsigned nshards;
   struct shard shards[MAX_SHARDS];
   uint64_t max_blocks;          /* data blocks that fit in cache= */
+  uint64_t pinned;              /* atomic: pins held (cache_read_pinned) */
+  uint64_t max_pinned;          /* at most this many, so room stays */
   uint64_t overhead_bytes;      /* hash tables and the like */
 
   pthread_mutex_t lock;         /* guards what follows */
@@ -258,5 +274,10 @@ extern void wait_fences (struct cache_export *exp, uint64_t first,
 extern void device_backend (struct device *dev, struct cache_backend *be);
 extern int ram_backend (const char *name, uint64_t size, uint32_t sector,
                         struct cache_backend *be);
+
+/* flush.c: bytes mapped for write-back bounce buffers, in use or kept
+ * for reuse (outside cache=).
+ */
+extern uint64_t bounce_bytes (void);
 
 #endif /* NBDL_CACHE_INTERNAL_H */

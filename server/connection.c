@@ -123,15 +123,15 @@ drop_output_locked (struct connection *conn)
 static ssize_t
 flush_locked (struct connection *conn)
 {
-  struct iovec iov[64];
+  struct iovec iov[CONN_SEND_IOV];
   struct outmsg *m;
   ssize_t r, total = 0;
   int n;
 
   while (conn->out_head) {
     n = 0;
-    for (m = conn->out_head; m && n < 64; m = m->next)
-      for (size_t i = m->cur; i < m->niov && n < 64; i++)
+    for (m = conn->out_head; m && n < CONN_SEND_IOV; m = m->next)
+      for (size_t i = m->cur; i < m->niov && n < CONN_SEND_IOV; i++)
         iov[n++] = m->iov[i];
     if (n > 0) {
       r = conn->ops->send (conn, iov, n);
@@ -209,6 +209,10 @@ conn_flush (struct connection *conn)
 {
   bool pending;
 
+  if (conn->batch) {
+    conn_queue (conn, conn->batch);
+    conn->batch = NULL;
+  }
   lock_or_abort (&conn->lock);
   if (!conn->dead && conn->out_head)
     flush_locked (conn);
@@ -331,6 +335,7 @@ conn_free (struct connection *conn)
   if (conn->wrote && conn->exp)
     export_flush_later (conn->exp);
   drop_output_locked (conn);
+  outmsg_free (conn->batch);
   if (conn->rx_req)
     request_free (conn->rx_req);
   free (conn->inbuf);

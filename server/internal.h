@@ -38,6 +38,9 @@
 #define CONN_MAX_BUFFERED   (64 * 1024 * 1024) /* payload + reply bytes */
 #define CONN_INBUF_SIZE     (64 * 1024)
 #define FASTPATH_MAX        (1024 * 1024)      /* reads served on the loop */
+#define FASTPATH_PIN_MIN    (64 * 1024)        /* ... sent from the cache */
+#define CONN_SEND_IOV       256                /* iovecs per sendmsg */
+#define CONN_BATCH_SIZE     (64 * 1024)        /* a batch of small replies */
 #define SPARSE_READ_MIN     (64 * 1024)        /* smaller: never OFFSET_HOLE */
 #define MAX_CONNECTIONS_DEFAULT 1000
 #define SHUTDOWN_GRACE      10.0               /* seconds to drain on SIGTERM */
@@ -102,6 +105,7 @@ struct export {
   bool can_fua;
   /* Counters, updated with atomics, reported by stats.c. */
   uint64_t fastpath_reads;      /* reads answered on a loop thread */
+  uint64_t zero_copy_reads;     /* ... of them sent from cache blocks */
   uint64_t fastpath_writes;     /* writes answered on a loop thread */
   uint64_t worker_requests;     /* requests handed to workers */
   uint64_t request_errors;      /* error replies (reply_error) */
@@ -211,6 +215,8 @@ struct outmsg {
   size_t hdr_used, hdr_cap;
   struct iovec *iov;
   char *hdr;
+  struct cache_pin **pins;      /* cache blocks the iovecs point into, */
+  size_t npins;                 /* given back once sent (or dropped) */
 };
 
 extern struct outmsg *outmsg_new (size_t max_iov, size_t hdr_cap);
@@ -229,12 +235,28 @@ extern struct outmsg *reply_ok (const struct request *req);
 /* An error, structured (with the message) when negotiated. */
 extern struct outmsg *reply_error (const struct request *req, bool structured,
                                    int err, const char *msg);
+/* Replies written into a buffer of the caller's (a batch): the
+ * header of a successful READ reply (data follows it; size from
+ * reply_read_header_size), and a simple reply.
+ */
+extern size_t reply_read_header_size (bool structured);
+extern void reply_read_header (void *p, const struct request *req,
+                               bool structured);
+extern void reply_simple_header (void *p, const struct request *req,
+                                 uint32_t error);
 /* A READ reply of at most MAX_PAYLOAD_ADVERTISED bytes with room for
  * the data inside the message (one allocation, one iovec): *data is
  * where to read it to.
  */
 extern struct outmsg *reply_read_inline (const struct request *req,
                                          bool structured, void **data);
+/* A READ reply whose data the cache describes in place
+ * (cache_read_pinned): the header is written; the iovecs from
+ * msg->niov on, up to max_iov, and msg->pins (room for pins) are for
+ * the cache to fill.  count must be at most MAX_PAYLOAD_ADVERTISED.
+ */
+extern struct outmsg *reply_read_pinned (const struct request *req,
+                                         bool structured, size_t pins);
 /* The data of a READ, whole (a simple reply, or OFFSET_DATA chunks);
  * takes buf (freed when sent).
  */
@@ -324,6 +346,8 @@ struct connection {
   struct request *rx_req;       /* WRITE whose payload is arriving */
   size_t rx_got;
   uint64_t discard;             /* payload bytes of a refused WRITE left */
+  struct outmsg *batch;         /* replies answered on the loop, in one
+                                   buffer, queued by conn_flush */
   bool wrote;                   /* sent a write, zero or trim */
 
   /* Guarded by lock.  Lock order: conn->lock, then loop->lock. */

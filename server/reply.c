@@ -19,26 +19,39 @@
 #include "internal.h"
 #include "log.h"
 
-struct outmsg *
-outmsg_new (size_t max_iov, size_t hdr_cap)
+/* One allocation: the struct, max_iov iovecs, room for max_pins pins,
+ * then hdr_cap bytes of headers.
+ */
+static struct outmsg *
+outmsg_alloc (size_t max_iov, size_t max_pins, size_t hdr_cap)
 {
   struct outmsg *msg;
 
-  msg = malloc (sizeof *msg + max_iov * sizeof (struct iovec) + hdr_cap);
+  msg = malloc (sizeof *msg + max_iov * sizeof (struct iovec)
+                + max_pins * sizeof (struct cache_pin *) + hdr_cap);
   if (msg == NULL)
     return NULL;
   memset (msg, 0, sizeof *msg);
   msg->max_iov = max_iov;
   msg->hdr_cap = hdr_cap;
   msg->iov = (struct iovec *) (msg + 1);
-  msg->hdr = (char *) (msg->iov + max_iov);
+  msg->pins = max_pins ? (struct cache_pin **) (msg->iov + max_iov) : NULL;
+  msg->hdr = (char *) (msg->iov + max_iov) + max_pins * sizeof *msg->pins;
   return msg;
+}
+
+struct outmsg *
+outmsg_new (size_t max_iov, size_t hdr_cap)
+{
+  return outmsg_alloc (max_iov, 0, hdr_cap);
 }
 
 void
 outmsg_free (struct outmsg *msg)
 {
   if (msg) {
+    if (msg->npins)
+      cache_unpin (msg->pins, msg->npins);
     free (msg->data);
     free (msg);
   }
@@ -147,6 +160,45 @@ put_chunk (struct outmsg *msg, const struct request *req, uint16_t flags,
   r->type = htobe16 (type);
   r->cookie = htobe64 (req->cookie);
   r->length = htobe32 (length);
+}
+
+size_t
+reply_read_header_size (bool structured)
+{
+  return structured ? sizeof (struct nbd_structured_reply)
+    + sizeof (struct nbd_chunk_offset_data) : sizeof (struct nbd_simple_reply);
+}
+
+void
+reply_simple_header (void *p, const struct request *req, uint32_t error)
+{
+  struct nbd_simple_reply r = {
+    .magic = htobe32 (NBD_SIMPLE_REPLY_MAGIC),
+    .error = htobe32 (error),
+    .cookie = htobe64 (req->cookie),
+  };
+
+  memcpy (p, &r, sizeof r);
+}
+
+void
+reply_read_header (void *p, const struct request *req, bool structured)
+{
+  if (structured) {
+    struct nbd_structured_reply r = {
+      .magic = htobe32 (NBD_STRUCTURED_REPLY_MAGIC),
+      .flags = htobe16 (NBD_REPLY_FLAG_DONE),
+      .type = htobe16 (NBD_REPLY_TYPE_OFFSET_DATA),
+      .cookie = htobe64 (req->cookie),
+      .length = htobe32 (sizeof (struct nbd_chunk_offset_data) + req->count),
+    };
+    struct nbd_chunk_offset_data d = { .offset = htobe64 (req->offset) };
+
+    memcpy (p, &r, sizeof r);
+    memcpy ((char *) p + sizeof r, &d, sizeof d);
+  }
+  else
+    reply_simple_header (p, req, NBD_SUCCESS);
 }
 
 struct outmsg *
@@ -272,6 +324,28 @@ reply_read_inline (const struct request *req, bool structured, void **data)
   else
     put_simple (msg, req, NBD_SUCCESS);
   *data = outmsg_put (msg, req->count);  /* joins the header's iovec */
+  return msg;
+}
+
+struct outmsg *
+reply_read_pinned (const struct request *req, bool structured, size_t pins)
+{
+  size_t hdr = structured ? sizeof (struct nbd_structured_reply)
+    + sizeof (struct nbd_chunk_offset_data) : sizeof (struct nbd_simple_reply);
+  struct outmsg *msg = outmsg_alloc (1 + pins, pins, hdr);
+
+  if (msg == NULL)
+    return NULL;
+  if (structured) {
+    struct nbd_chunk_offset_data *d;
+
+    put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
+               sizeof *d + req->count);
+    d = outmsg_put (msg, sizeof *d);
+    d->offset = htobe64 (req->offset);
+  }
+  else
+    put_simple (msg, req, NBD_SUCCESS);
   return msg;
 }
 

@@ -7,7 +7,9 @@
  * spot or hands it to the worker pool:
  *
  * - a READ of at most FASTPATH_MAX bytes that the cache holds entirely
- *   is answered by cache_read_nowait on the loop thread: no handoff;
+ *   is answered on the loop thread, with no handoff: small ones copied
+ *   by cache_read_nowait, large ones (FASTPATH_PIN_MIN and up) sent
+ *   straight from the cache's blocks, pinned by cache_read_pinned;
  * - everything else that may wait for host I/O (cache misses, writes,
  *   flushes, zeroes, trims, prefetch, block status) runs on a worker,
  *   which sends the reply itself (connection.c).
@@ -213,6 +215,10 @@ do_read (struct request *req)
   struct outmsg *msg;
   void *buf;
 
+  if (req->msg == NULL && req->buf == NULL
+      && (!conn->structured || (req->flags & NBD_CMD_FLAG_DF)
+          || req->count < SPARSE_READ_MIN))
+    req->msg = reply_read_inline (req, conn->structured, &req->msg_data);
   if (req->msg && (!conn->structured || (req->flags & NBD_CMD_FLAG_DF)
                    || req->count < SPARSE_READ_MIN)) {
     /* A small read: straight into its reply. */
@@ -411,6 +417,64 @@ run_request (struct job *job)
 
 /* ---- on the loop ---- */
 
+static void
+queue_reply (struct connection *conn, struct outmsg *msg)
+{
+  if (msg == NULL)
+    conn_kill (conn, "out of memory");
+  else
+    conn_queue (conn, msg);
+}
+
+/* Replies answered on the loop go into the connection's batch, one
+ * buffer for many, which conn_flush queues: no allocation per reply.
+ * batch_put returns room for len bytes (NULL: out of memory);
+ * batch_unput takes back the last len bytes put.
+ */
+static void *
+batch_put (struct connection *conn, size_t len, size_t acct)
+{
+  struct outmsg *b = conn->batch;
+
+  if (b && b->hdr_used + len > b->hdr_cap) {
+    conn_queue (conn, b);
+    conn->batch = b = NULL;
+  }
+  if (b == NULL) {
+    b = outmsg_new (1, len > CONN_BATCH_SIZE ? len : CONN_BATCH_SIZE);
+    if (b == NULL)
+      return NULL;
+    conn->batch = b;
+  }
+  b->acct += acct;
+  return outmsg_put (b, len);
+}
+
+static void
+batch_unput (struct connection *conn, size_t len, size_t acct)
+{
+  struct outmsg *b = conn->batch;
+
+  b->acct -= acct;
+  b->hdr_used -= len;
+  b->iov[b->niov - 1].iov_len -= len;
+  if (b->iov[b->niov - 1].iov_len == 0)
+    b->niov--;
+}
+
+/* A simple reply on the loop (OK, or an error without a message). */
+static void
+batch_simple (struct connection *conn, const struct request *req,
+              uint32_t error)
+{
+  void *p = batch_put (conn, sizeof (struct nbd_simple_reply), 0);
+
+  if (p == NULL)
+    conn_kill (conn, "out of memory");
+  else
+    reply_simple_header (p, req, error);
+}
+
 /* A WRITE the cache can take without host I/O (a delayed write into
  * resident or free blocks) is answered here, like a read hit.  Returns
  * true if it was.
@@ -426,14 +490,45 @@ write_fast_path (struct connection *conn, struct request *req)
                           cf);
   if (r == 0)
     return false;
-  msg = r == 1 ? reply_ok (req)
-    : reply_error (req, conn->structured, errno, strerror (errno));
-  if (msg == NULL)
-    conn_kill (conn, "out of memory");
-  else
-    conn_queue (conn, msg);
+  if (r == 1)
+    batch_simple (conn, req, NBD_SUCCESS);
+  else {
+    msg = reply_error (req, conn->structured, errno, strerror (errno));
+    if (msg == NULL)
+      conn_kill (conn, "out of memory");
+    else
+      conn_queue (conn, msg);
+  }
   __atomic_fetch_add (&conn->exp->fastpath_writes, 1, __ATOMIC_RELAXED);
   request_free (req);
+  return true;
+}
+
+/* A WRITE whose whole payload is in the input buffer is taken from
+ * there, when the cache can take it without host I/O: no request to
+ * allocate, no copy but the one into the cache.  Returns true if it
+ * was (the payload is then consumed).
+ */
+static bool
+write_in_place (struct connection *conn, const struct request *req)
+{
+  unsigned cf = req->flags & NBD_CMD_FLAG_FUA ? CACHE_FUA : 0;
+  int r;
+
+  if (req->count > conn->in_end - conn->in_start)
+    return false;
+  r = cache_write_nowait (conn->exp->ce, conn->inbuf + conn->in_start,
+                          req->count, req->offset, cf);
+  if (r == 0)
+    return false;
+  conn->in_start += req->count;
+  conn->wrote = true;
+  if (r == 1)
+    batch_simple (conn, req, NBD_SUCCESS);
+  else
+    queue_reply (conn, reply_error (req, conn->structured, errno,
+                                    strerror (errno)));
+  __atomic_fetch_add (&conn->exp->fastpath_writes, 1, __ATOMIC_RELAXED);
   return true;
 }
 
@@ -455,41 +550,66 @@ submit (struct connection *conn, struct request *req)
   workers_submit (&req->job);
 }
 
-/* A READ of at most FASTPATH_MAX bytes gets its reply allocated with
- * room for the data, and the cache is asked to fill it without waiting
- * for host I/O.  Returns true if the read was answered here (a hit, or
- * an error); false if a worker must do it, with req->msg kept for it.
+/* A READ of FASTPATH_PIN_MIN to FASTPATH_MAX bytes that the cache
+ * holds entirely: its reply points into the cache's blocks, which stay
+ * pinned until it is sent.  No copy, no handoff.  Returns true if it
+ * was answered; false if a worker must read it (a miss, or the cache
+ * has too much pinned already).
+ */
+static bool
+read_pinned (struct connection *conn, struct request *req)
+{
+  size_t pins = CACHE_PINS_FOR ((uint64_t) req->count, req->offset);
+  struct outmsg *msg;
+  size_t niov, npins;
+
+  msg = reply_read_pinned (req, conn->structured, pins);
+  if (msg == NULL)
+    return false;               /* the worker path reports ENOMEM */
+  if (cache_read_pinned (conn->exp->ce, req->count, req->offset,
+                         msg->iov + msg->niov, msg->max_iov - msg->niov,
+                         &niov, msg->pins, &npins) != 1) {
+    outmsg_free (msg);
+    return false;
+  }
+  msg->niov += niov;
+  msg->npins = npins;
+  msg->acct = req->count;
+  __atomic_fetch_add (&conn->exp->fastpath_reads, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add (&conn->exp->zero_copy_reads, 1, __ATOMIC_RELAXED);
+  conn_queue (conn, msg);
+  return true;
+}
+
+/* A READ of at most FASTPATH_MAX bytes, answered here if the cache
+ * holds it: a large one by read_pinned, a smaller one copied into the
+ * batch (a copy of a few KiB costs less than pinning).  Returns true
+ * if the read was answered here (a hit, or an error); false if a
+ * worker must do it.
  */
 static bool
 read_fast_path (struct connection *conn, struct request *req)
 {
-  struct outmsg *msg;
-  void *data;
+  size_t hdr = reply_read_header_size (conn->structured);
+  char *p;
   int r;
 
-  msg = reply_read_inline (req, conn->structured, &data);
-  if (msg == NULL)
+  if (req->count >= FASTPATH_PIN_MIN)
+    return read_pinned (conn, req);
+  p = batch_put (conn, hdr + req->count, req->count);
+  if (p == NULL)
     return false;               /* the worker path reports ENOMEM */
-  r = cache_read_nowait (conn->exp->ce, data, req->count, req->offset);
-  if (r == 0) {
-    req->msg = msg;
-    req->msg_data = data;
-    return false;
+  r = cache_read_nowait (conn->exp->ce, p + hdr, req->count, req->offset);
+  if (r != 1) {
+    batch_unput (conn, hdr + req->count, req->count);
+    if (r == 0)
+      return false;
+    queue_reply (conn, reply_error (req, conn->structured, errno,
+                                    strerror (errno)));
+    return true;
   }
-  if (r == -1) {
-    int err = errno;
-    outmsg_free (msg);
-    msg = reply_error (req, conn->structured, err, strerror (err));
-    if (msg == NULL) {
-      conn_kill (conn, "out of memory");
-      return true;
-    }
-  }
-  else {
-    msg->acct = req->count;
-    __atomic_fetch_add (&conn->exp->fastpath_reads, 1, __ATOMIC_RELAXED);
-  }
-  conn_queue (conn, msg);
+  reply_read_header (p, req, conn->structured);
+  __atomic_fetch_add (&conn->exp->fastpath_reads, 1, __ATOMIC_RELAXED);
   return true;
 }
 
@@ -520,15 +640,6 @@ over_limits (struct connection *conn)
     conn_debug (conn, "over the in-flight limits: reading paused");
   }
   return over;
-}
-
-static void
-queue_reply (struct connection *conn, struct outmsg *msg)
-{
-  if (msg == NULL)
-    conn_kill (conn, "out of memory");
-  else
-    conn_queue (conn, msg);
 }
 
 static int
@@ -590,9 +701,14 @@ decode_requests (struct connection *conn)
                    : reply_ok (&r));
       continue;
     }
-    /* The hot path: a small read the cache holds, answered here. */
+    /* The hot paths: a read the cache holds, a write it can take at
+     * once, answered here.
+     */
     if (r.type == NBD_CMD_READ && r.count <= FASTPATH_MAX
         && read_fast_path (conn, &r))
+      continue;
+    if (r.type == NBD_CMD_WRITE && r.count <= FASTPATH_MAX
+        && write_in_place (conn, &r))
       continue;
 
     /* Everything else goes to a worker, in a request of its own. */

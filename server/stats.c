@@ -41,6 +41,7 @@ static struct timespec started;  /* for uptime */
 struct export_figures {
   struct cache_stats c;
   uint64_t fastpath_reads, fastpath_writes, worker_requests, request_errors;
+  uint64_t zero_copy_reads;
 };
 
 static void
@@ -49,6 +50,8 @@ gather (const struct export *exp, struct export_figures *f)
   cache_export_stats (exp->ce, &f->c);
   f->fastpath_reads = __atomic_load_n (&exp->fastpath_reads,
                                        __ATOMIC_RELAXED);
+  f->zero_copy_reads = __atomic_load_n (&exp->zero_copy_reads,
+                                        __ATOMIC_RELAXED);
   f->fastpath_writes = __atomic_load_n (&exp->fastpath_writes,
                                         __ATOMIC_RELAXED);
   f->worker_requests = __atomic_load_n (&exp->worker_requests,
@@ -203,6 +206,7 @@ write_json (FILE *fp, const char *event)
              "      \"write_requests\": %" PRIu64 ",\n"
              "      \"write_bytes\": %" PRIu64 ",\n"
              "      \"fastpath_reads\": %" PRIu64 ",\n"
+             "      \"zero_copy_reads\": %" PRIu64 ",\n"
              "      \"fastpath_writes\": %" PRIu64 ",\n"
              "      \"worker_requests\": %" PRIu64 ",\n"
              "      \"errors\": %" PRIu64 ",\n"
@@ -213,8 +217,8 @@ write_json (FILE *fp, const char *event)
              f.c.read_requests + f.c.write_requests,
              f.c.read_requests, f.c.read_bytes,
              f.c.write_requests, f.c.write_bytes,
-             f.fastpath_reads, f.fastpath_writes, f.worker_requests,
-             f.request_errors,
+             f.fastpath_reads, f.zero_copy_reads, f.fastpath_writes,
+             f.worker_requests, f.request_errors,
              f.c.hits, f.c.misses);
     json_number_or_null (fp, hit_ratio (&f.c), "%.4f");
     fprintf (fp, ",\n"
