@@ -306,7 +306,9 @@ if ($s{ceiling}) {
 # --- connections
 if ($s{conns}) {
     my @ids = srvs('conns', qw(lo-async plugin nbdkit-file qemu-nbd nbd-server));
-    push @md, '## Connections: 4 KiB random read, QD8 per connection (IOPS)', '';
+    push @md, '## Connections: 4 KiB random read, QD8 per connection (IOPS)', '',
+        'I/Os of all connections over the wall time of the fio run, connecting included: '
+        . 'fio\'s summed per-job rates overstate the total when connections start one after another.', '';
     push @md, '| connections | ' . join(' | ', map { lab($_) } @ids) . ' | async / nbdkit file | async vs 1 connection |';
     push @md, '|---|' . join('', map { '---:|' } @ids) . '---:|---:|';
     my $one = val('conns', 'c1', 'lo-async');
