@@ -266,10 +266,8 @@ dirty_unlink (struct shard *s, struct block *b)
 }
 
 void
-block_set_dirty (struct shard *s, struct block *b, uint8_t mask)
+block_set_dirty (struct shard *s, struct block *b, uint8_t mask, uint64_t t)
 {
-  uint64_t t = now_ms ();
-
   if (b->dirty == 0) {
     struct dirty_list *l = &b->exp->shard[shard_number (s)].dirty;
     b->first_dirty_ms = t;

@@ -352,15 +352,24 @@ check_range (const struct cache_export *exp, uint64_t count, uint64_t offset,
   return 0;
 }
 
-/* Whether reads may be served without a look at the host: not if
- * rmvto= idleness means revalidating first (which may stat).
+/* Whether a request may be served without a look at the host: not if
+ * rmvto= idleness means revalidating first (which may stat).  If it
+ * may, this is an access (at most one store per millisecond).
  */
 static bool
 may_skip_revalidation (struct cache_export *exp)
 {
-  return !cache.cfg.rmvto_enabled || !exp->be.can_revalidate
-    || now_ms () - __atomic_load_n (&exp->last_access_ms, __ATOMIC_RELAXED)
-       <= cache.cfg.rmvto_ms;
+  uint64_t t, last;
+
+  if (!cache.cfg.rmvto_enabled || !exp->be.can_revalidate)
+    return true;
+  t = now_ms ();
+  last = __atomic_load_n (&exp->last_access_ms, __ATOMIC_RELAXED);
+  if (t - last > cache.cfg.rmvto_ms)
+    return false;
+  if (t != last)
+    __atomic_store_n (&exp->last_access_ms, t, __ATOMIC_RELAXED);
+  return true;
 }
 
 /* The part [*lo, *hi) of block idx inside [offset, offset+count). */
@@ -478,10 +487,16 @@ int
 cache_read (struct cache_export *exp, void *buf, uint64_t count,
             uint64_t offset)
 {
+  int r;
+
   if (check_range (exp, count, offset, EINVAL) == -1)
     return -1;
   if (count == 0)
     return 0;
+  /* Hits first: one lock per group of blocks, nothing to set up. */
+  r = cache_read_nowait (exp, buf, count, offset);
+  if (r != 0)
+    return r == 1 ? 0 : -1;
   revalidate_if_idle (exp);
   if (read_range (exp, buf, count, offset) == -1)
     return -1;
@@ -607,6 +622,7 @@ write_range (struct cache_export *exp, const char *buf, uint64_t count,
 {
   uint64_t first = offset / CACHE_BLOCK_SIZE;
   uint64_t last = (offset + count - 1) / CACHE_BLOCK_SIZE;
+  uint64_t t = now_ms ();
 
   for (uint64_t idx = first; idx <= last; idx++) {
     uint64_t bstart = idx * CACHE_BLOCK_SIZE;
@@ -658,7 +674,7 @@ write_range (struct cache_export *exp, const char *buf, uint64_t count,
     }
     memcpy (b->data + lo, buf + (bstart + lo - offset), hi - lo);
     b->valid |= touched;
-    block_set_dirty (s, b, touched);
+    block_set_dirty (s, b, touched, t);
     if (existed)
       block_reference (s, b);
     unlock_or_abort (&s->lock);
@@ -671,7 +687,7 @@ cache_write_nowait (struct cache_export *exp, const void *buf,
                     uint64_t count, uint64_t offset, unsigned flags)
 {
   enum commit_level level = cache.cfg.commit;
-  uint64_t first, last;
+  uint64_t first, last, t;
   struct shard *held = NULL;
 
   if (exp->be.readonly) {
@@ -691,6 +707,7 @@ cache_write_nowait (struct cache_export *exp, const void *buf,
 
   first = offset / CACHE_BLOCK_SIZE;
   last = (offset + count - 1) / CACHE_BLOCK_SIZE;
+  t = now_ms ();
   for (uint64_t idx = first; idx <= last; idx++) {
     uint32_t lo, hi;
     uint8_t touched;
@@ -713,7 +730,7 @@ cache_write_nowait (struct cache_export *exp, const void *buf,
             (const char *) buf + (idx * CACHE_BLOCK_SIZE + lo - offset),
             hi - lo);
     b->valid |= touched;
-    block_set_dirty (s, b, touched);
+    block_set_dirty (s, b, touched, t);
     if (existed)
       block_reference (s, b);
     if (idx == last) {          /* done: count the request once */
@@ -777,6 +794,8 @@ int
 cache_write (struct cache_export *exp, const void *buf, uint64_t count,
              uint64_t offset, unsigned flags)
 {
+  int r;
+
   if (exp->be.readonly) {
     errno = EPERM;
     return -1;
@@ -785,6 +804,10 @@ cache_write (struct cache_export *exp, const void *buf, uint64_t count,
     return -1;
   if (count == 0)
     return 0;
+  /* A delayed write into resident blocks needs no more. */
+  r = cache_write_nowait (exp, buf, count, offset, flags);
+  if (r != 0)
+    return r == 1 ? 0 : -1;
   revalidate_if_idle (exp);
   {
     struct shard *s = shard_of (exp, offset / CACHE_BLOCK_SIZE);

@@ -200,7 +200,11 @@ extern void block_drop (struct shard *s, struct block *b);
 extern void block_reference (struct shard *s, struct block *b);
 /* The export's part of shard s (s->lock held). */
 #define EXP_SHARD(exp, s) (&(exp)->shard[shard_number (s)])
-extern void block_set_dirty (struct shard *s, struct block *b, uint8_t mask);
+/* Mark sectors dirty, written at time t (now_ms (), read once per
+ * request).
+ */
+extern void block_set_dirty (struct shard *s, struct block *b, uint8_t mask,
+                             uint64_t t);
 extern void block_set_clean (struct shard *s, struct block *b);
 /* Evict a clean block of another shard and give it to s (no lock
  * held).  False if there is none.
