@@ -103,6 +103,23 @@ describe_peer (struct connection *conn)
 
 /* ---- output (any thread, conn->lock held) ---- */
 
+/* A message is done with: a batch buffer is kept for the next batch
+ * (one per connection), anything else freed.
+ */
+static void
+retire_locked (struct connection *conn, struct outmsg *m)
+{
+  if (m->reusable && conn->spare_batch == NULL && !conn->dead) {
+    if (m->npins)
+      cache_unpin (m->pins, m->npins);
+    m->next = NULL;
+    m->niov = m->cur = m->hdr_used = m->acct = m->npins = 0;
+    conn->spare_batch = m;
+  }
+  else
+    outmsg_free (m);
+}
+
 static void
 drop_output_locked (struct connection *conn)
 {
@@ -162,7 +179,7 @@ flush_locked (struct connection *conn)
       if (conn->out_head == NULL)
         conn->out_tail = NULL;
       conn->buffered -= m->acct;
-      outmsg_free (m);
+      retire_locked (conn, m);
     }
   }
   return total;
@@ -202,6 +219,20 @@ conn_queue (struct connection *conn, struct outmsg *msg)
   }
   conn->buffered += msg->acct;
   append_locked (conn, msg);
+}
+
+struct outmsg *
+conn_batch_buffer (struct connection *conn)
+{
+  struct outmsg *b;
+
+  lock_or_abort (&conn->lock);
+  b = conn->spare_batch;
+  conn->spare_batch = NULL;
+  unlock_or_abort (&conn->lock);
+  if (b == NULL && (b = outmsg_new (1, CONN_BATCH_SIZE)) != NULL)
+    b->reusable = true;
+  return b;
 }
 
 void
@@ -336,6 +367,7 @@ conn_free (struct connection *conn)
     export_flush_later (conn->exp);
   drop_output_locked (conn);
   outmsg_free (conn->batch);
+  outmsg_free (conn->spare_batch);
   if (conn->rx_req)
     request_free (conn->rx_req);
   free (conn->inbuf);
@@ -473,6 +505,8 @@ read_cb (struct ev_loop *ev, ev_io *w, int revents)
   }
   else if (r > 0 && process_input (conn) == -1)
     conn_kill (conn, "protocol error");
+  if (r > 0)
+    loop_note_input (conn->loop);
   conn_check (conn);
 }
 

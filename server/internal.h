@@ -64,6 +64,7 @@ struct daemon_options {
   double timeout;               /* --timeout: handshake limit, seconds */
   double stall_timeout;         /* --stall-timeout: unread replies */
   unsigned loops;               /* --loops: event loop threads */
+  unsigned poll_us;             /* --poll: busy-poll after input, usec */
   unsigned max_connections;     /* --max-connections */
   bool socket_activation;       /* LISTEN_PID/LISTEN_FDS were ours */
   enum tls_mode tls;            /* --tls, resolved by check_daemon_options */
@@ -146,6 +147,8 @@ struct loop {
   pthread_t thread;             /* not used for loop 0 */
   ev_async wake;                /* anything below changed */
   ev_timer grace;               /* SIGTERM: drop stragglers after this */
+  ev_idle poll;                 /* active: poll for input, do not sleep */
+  ev_tstamp poll_until;
 
   pthread_mutex_t lock;         /* guards the fields down to the blank */
   struct connection *attention; /* list of connections to look at */
@@ -163,6 +166,10 @@ extern struct loop *loops;
 extern unsigned nr_loops;
 
 extern int loops_init (unsigned n);
+/* Loop thread: input arrived; poll (--poll) rather than sleep for a
+ * while, as the next request is likely close behind.
+ */
+extern void loop_note_input (struct loop *loop);
 extern int loops_start_threads (void);
 /* Run loop 0 on the calling thread until the server stopped and every
  * loop has closed its connections; then join the other loops.
@@ -217,6 +224,7 @@ struct outmsg {
   char *hdr;
   struct cache_pin **pins;      /* cache blocks the iovecs point into, */
   size_t npins;                 /* given back once sent (or dropped) */
+  bool reusable;                /* a batch buffer: kept once sent */
 };
 
 extern struct outmsg *outmsg_new (size_t max_iov, size_t hdr_cap);
@@ -355,6 +363,7 @@ struct connection {
   struct outmsg *out_head, *out_tail;
   uint32_t inflight;            /* requests at workers */
   uint64_t buffered;            /* bytes held: payloads and queued replies */
+  struct outmsg *spare_batch;   /* a sent batch buffer, for the next */
   bool dead;                    /* socket failed: drop replies */
   bool read_paused;             /* over the limits: rw stopped */
   bool want_write;              /* output waits: the loop must start ww */
@@ -368,6 +377,10 @@ extern struct connection *conn_new (struct loop *loop, int fd);
  * a batch of requests leave in one sendmsg; conn_flush writes them.
  */
 extern void conn_queue (struct connection *conn, struct outmsg *msg);
+/* Loop thread: an empty batch buffer of CONN_BATCH_SIZE bytes, reused
+ * from one already sent if there is one.
+ */
+extern struct outmsg *conn_batch_buffer (struct connection *conn);
 extern void conn_flush (struct connection *conn);
 /* A worker finished a request: queue its reply, wake the loop if
  * it has something to do.

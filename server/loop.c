@@ -24,6 +24,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,33 @@ loop_attention (struct loop *loop, struct connection *conn)
   }
   unlock_or_abort (&loop->lock);
   ev_async_send (loop->ev, &loop->wake);
+}
+
+/* --poll: a client at queue depth 1 sends its next request a few tens
+ * of microseconds after our reply.  Sleeping in the kernel and being
+ * woken again costs more than that; polling for it instead (yielding
+ * the CPU to anything else runnable) answers sooner.  The poll stops
+ * after --poll microseconds without input.
+ */
+void
+loop_note_input (struct loop *loop)
+{
+  if (opt.poll_us == 0)
+    return;
+  loop->poll_until = ev_now (loop->ev) + opt.poll_us * 1e-6;
+  if (!ev_is_active (&loop->poll))
+    ev_idle_start (loop->ev, &loop->poll);
+}
+
+static void
+poll_cb (struct ev_loop *ev, ev_idle *w, int revents)
+{
+  struct loop *loop = w->data;
+
+  if (ev_now (ev) >= loop->poll_until)
+    ev_idle_stop (ev, w);
+  else
+    sched_yield ();
 }
 
 void
@@ -255,6 +283,8 @@ loops_init (unsigned n)
     ev_async_start (loop->ev, &loop->wake);
     ev_timer_init (&loop->grace, grace_cb, SHUTDOWN_GRACE, 0.);
     loop->grace.data = loop;
+    ev_idle_init (&loop->poll, poll_cb);
+    loop->poll.data = loop;
   }
   return 0;
 }
@@ -296,6 +326,7 @@ loops_free (void)
 {
   for (unsigned i = 0; i < nr_loops; i++) {
     ev_async_stop (loops[i].ev, &loops[i].wake);
+    ev_idle_stop (loops[i].ev, &loops[i].poll);
     if (i > 0)
       ev_loop_destroy (loops[i].ev);
     free (loops[i].new_fds);

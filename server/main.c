@@ -36,6 +36,7 @@ struct daemon_options opt = {
   .timeout = 10.0,
   .stall_timeout = 60.0,
   .loops = 0,                   /* 0: one per CPU (default_loops) */
+  .poll_us = 50,
   .max_connections = MAX_CONNECTIONS_DEFAULT,
 };
 const struct config *config;
@@ -48,6 +49,7 @@ enum {
   TIMEOUT_OPTION,
   STALL_TIMEOUT_OPTION,
   LOOPS_OPTION,
+  POLL_OPTION,
   MAX_CONNECTIONS_OPTION,
   STATS_FILE_OPTION,
   CONFIG_FILE_OPTION,
@@ -95,6 +97,8 @@ static const struct daemon_opt daemon_opts[] = {
     "refuse clients beyond N (default 1000)" },
   { "loops", LOOPS_OPTION, required_argument, "N",
     "event loop threads (default: one per CPU, at most 8)" },
+  { "poll", POLL_OPTION, required_argument, "USECS",
+    "after input, poll USECS for more before sleeping (default 50; 0: never)" },
   { "tls", TLS_OPTION, required_argument, "MODE",
     "off, on or require (default: on if credentials given)" },
   { "tls-certificates", TLS_CERTIFICATES_OPTION, required_argument, "DIR",
@@ -392,6 +396,10 @@ parse_daemon_options (int argc, char **argv, const char *source)
       break;
     case LOOPS_OPTION:
       opt.loops = parse_count ("--loops", optarg, 64);
+      break;
+    case POLL_OPTION:
+      opt.poll_us = strcmp (optarg, "0") == 0 ? 0
+        : parse_count ("--poll", optarg, 1000000);
       break;
     case MAX_CONNECTIONS_OPTION:
       opt.max_connections = parse_count ("--max-connections", optarg,

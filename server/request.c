@@ -441,7 +441,7 @@ batch_put (struct connection *conn, size_t len, size_t acct)
     conn->batch = b = NULL;
   }
   if (b == NULL) {
-    b = outmsg_new (1, len > CONN_BATCH_SIZE ? len : CONN_BATCH_SIZE);
+    b = len > CONN_BATCH_SIZE ? outmsg_new (1, len) : conn_batch_buffer (conn);
     if (b == NULL)
       return NULL;
     conn->batch = b;
