@@ -31,9 +31,10 @@
  * A rule:   KINDS ACTION [after=N] [count=N] [from=OFFSET] [to=OFFSET]
  *   KINDS   comma-separated: read, write, sync (fdatasync, fsync),
  *           fallocate, or all
- *   ACTION  EIO, ENOSPC (the call fails with that errno), or short
+ *   ACTION  EIO, ENOSPC (the call fails with that errno), short
  *           (a read or write moves half the bytes, at least one;
- *           for sync and fallocate, short means EIO)
+ *           for sync and fallocate, short means EIO), or slow (the
+ *           call succeeds, 2 ms late: a slow disk)
  *   after=N let the first N matching calls through (default 0)
  *   count=N then inject N faults and stop (default: no end)
  *   from/to only calls touching [from, to) match (transfers and
@@ -58,6 +59,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_RULES 16
@@ -66,7 +68,7 @@ enum kind { K_READ = 1, K_WRITE = 2, K_SYNC = 4, K_FALLOCATE = 8 };
 
 struct rule {
   unsigned kinds;
-  int action;                   /* an errno, or 0 for short */
+  int action;                   /* an errno, 0 for short, ACTION_SLOW */
   uint64_t after, count;        /* count 0: no end */
   uint64_t from, to;            /* to 0: no end */
   uint64_t seen, injected;
@@ -118,9 +120,12 @@ REAL (lseek, off_t, int, off_t, int)
 
 /* ---- the control file ---- */
 
+#define ACTION_SLOW (-2)
+
 static int
 errno_value (const char *s)
 {
+  if (strcmp (s, "slow") == 0) return ACTION_SLOW;
   if (strcmp (s, "EIO") == 0) return EIO;
   if (strcmp (s, "ENOSPC") == 0) return ENOSPC;
   if (strcmp (s, "EDQUOT") == 0) return EDQUOT;
@@ -313,6 +318,11 @@ decide (int fd, enum kind kind, const char *call, uint64_t offset,
     break;
   }
   pthread_mutex_unlock (&lock);
+  if (action == ACTION_SLOW) {
+    struct timespec ts = { .tv_nsec = 2000000 };
+    nanosleep (&ts, NULL);
+    action = -1;                /* then the call goes through */
+  }
   if (action != -1)
     log_fault (call, action, offset, count);
   errno = saved;

@@ -8,6 +8,7 @@
 # file.
 source ./functions.sh
 source "$abs_top_srcdir/tests/tls-functions.sh"
+source "$abs_top_srcdir/tests/fault-functions.sh"
 set -e
 set -x
 
@@ -15,8 +16,15 @@ make_tmpdir
 make_pki "$tmp/pki"
 truncate -s 160M "$tmp/disk.img"
 
-# commit=high and one worker: writes are slow, so replies lag behind.
-start_server_unix -v --tls=require --tls-certificates="$tmp/pki" \
+# commit=high, one worker, and a host file whose writes and syncs each
+# take 2 ms (the fault-injection shim's "slow"): replies lag far behind
+# the client, so the daemon must stop reading.
+test -f "$faultinject_so" || skip "the shim was not built ($faultinject_so)"
+printf 'write,sync slow\n' > "$tmp/faults"
+asan=$(asan_runtime_of "$(command -v nbd-loopback)")
+LD_PRELOAD="${asan:+$asan:}$faultinject_so" FAULTINJECT_FILE="$tmp/disk.img" \
+FAULTINJECT_CONTROL="$tmp/faults" \
+    start_server_unix -v --tls=require --tls-certificates="$tmp/pki" \
     loopback fd="$tmp/disk.img" blk commit=high,thread=1
 ./client-tls-raw "$sock" pipeline
 if ! grep -q 'reading paused' "$tmp/server.log"; then
