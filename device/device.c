@@ -134,6 +134,14 @@ is_allowed_blksz (uint64_t n)
   return n == 512 || n == 1024 || n == 2048 || n == 4096;
 }
 
+/* A regular file with all of its size allocated: no holes. */
+static bool
+fully_allocated (const struct stat *st)
+{
+  return S_ISREG (st->st_mode)
+    && (uint64_t) st->st_blocks * 512 >= (uint64_t) st->st_size;
+}
+
 /* Fill info from an open fd (st from fstat).  Logs every failure and
  * the rounding warning.
  */
@@ -349,6 +357,7 @@ device_open (const struct export_config *ec)
   dev->host_size = dev->info.host_size;
   dev->mtime = fst.st_mtim;
   dev->writes_done_seen = 0;
+  atomic_store (&dev->dense, fully_allocated (&fst));
 
   log_debug ("%s: %s: opened %s%s, size %" PRIu64 ", blksz %" PRIu32
              " (probed %" PRIu32 "), %s I/O",
@@ -468,5 +477,7 @@ device_revalidate (struct device *dev)
   dev->host_size = size;
   dev->mtime = fst.st_mtim;
   dev->writes_done_seen = done_before;
+  if (!fully_allocated (&fst))
+    atomic_store (&dev->dense, false);
   return changed;
 }

@@ -46,6 +46,16 @@ struct device {
    */
   atomic_bool zero_is_slow;
 
+  /* The host file had no holes when last looked at (open, revalidate:
+   * all of its size allocated) and we punched none since: extents are
+   * all data, with no lseek (SEEK_HOLE walks the page cache of tmpfs
+   * to the next hole: the whole file, on every read).  Cleared before
+   * every hole we punch.  Another process punching one is seen at the
+   * next revalidation; until then its hole reads as data, which is
+   * always a correct answer.
+   */
+  atomic_bool dense;
+
   /* state_lock guards the host state recorded at open or at the last
    * device_revalidate: the fields below.
    */

@@ -221,9 +221,11 @@ device_trim (struct device *dev, uint64_t offset, uint64_t count)
     else
       r = 0;
   }
-  else
+  else {
+    atomic_store (&dev->dense, false);
     r = fallocate (dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                    offset, count);
+  }
   device_write_end (dev);
 
   if (r == -1) {
@@ -302,6 +304,7 @@ zero_file (struct device *dev, uint64_t offset, uint64_t count,
            bool may_trim)
 {
   if (may_trim) {
+    atomic_store (&dev->dense, false);
     if (fallocate (dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                    offset, count) == 0)
       return sync_if_o_sync (dev);
@@ -399,8 +402,8 @@ device_extents (struct device *dev, uint64_t offset, uint64_t count,
     return -1;
   if (count == 0)
     return 0;
-  /* Block devices have no holes we can see. */
-  if (dev->info.is_block_device)
+  /* Block devices have no holes we can see; dense files none. */
+  if (dev->info.is_block_device || atomic_load (&dev->dense))
     return fn (opaque, offset, count, false);
   if (dev->info.positional)
     return walk_extents (dev, offset, offset + count, fn, opaque);

@@ -5,7 +5,9 @@
  * order, contiguously, starting at the requested offset and never
  * past the export size (even when the host file has data beyond it),
  * in both I/O modes; a callback returning -1 stops the walk.  Where
- * the file system reports no holes, only the shape is checked.
+ * the file system reports no holes, only the shape is checked.  A file
+ * with no holes is all data (answered without lseek), until we punch
+ * one: then that hole is reported.
  */
 #undef NDEBUG
 #include <config.h>
@@ -161,6 +163,52 @@ test_mode (const char *path, enum io_mode io, bool sparse)
   device_close (dev);
 }
 
+static void
+test_dense (const char *path, bool sparse)
+{
+  struct export_config ec = {
+    .name = "lo0",
+    .path = (char *) path,
+    .access = ACCESS_RW,
+    .sync = SYNC_ASYNC,
+    .deny = DENY_NO,
+    .io = IO_XTYPE,
+    .blksz = 512,
+    .blksz_min = 512,
+    .blksz_max = 16384,
+  };
+  static char data[HOST_SIZE];
+  struct device *dev;
+  struct list l;
+  int fd;
+
+  fprintf (stderr, "a file with no holes, then one punched:\n");
+  fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  assert (fd >= 0);
+  memset (data, 'd', sizeof data);
+  assert (pwrite (fd, data, HOST_SIZE, 0) == (ssize_t) HOST_SIZE);
+  assert (fsync (fd) == 0);
+  close (fd);
+  dev = device_open (&ec);
+  assert (dev);
+  memset (&l, 0, sizeof l);
+  assert (device_extents (dev, 0, M, collect, &l) == 0);
+  assert (l.n == 1);
+  expect (&l, 0, 0, M, false);
+
+  assert (device_trim (dev, 128 * K, 64 * K) == 0);
+  memset (&l, 0, sizeof l);
+  assert (device_extents (dev, 0, M, collect, &l) == 0);
+  check_shape (&l, 0, M, M);
+  if (sparse) {
+    assert (l.n == 3);
+    expect (&l, 0, 0, 128 * K, false);
+    expect (&l, 1, 128 * K, 64 * K, true);
+    expect (&l, 2, 192 * K, M - 192 * K, false);
+  }
+  device_close (dev);
+}
+
 int
 main (void)
 {
@@ -191,6 +239,7 @@ main (void)
 
   test_mode (path, IO_XTYPE, sparse);
   test_mode (path, IO_SEEK, sparse);
+  test_dense (path, sparse);
   unlink (path);
   return 0;
 }
