@@ -307,22 +307,12 @@ reply_read_data (const struct request *req, bool structured, void *buf)
 struct outmsg *
 reply_read_inline (const struct request *req, bool structured, void **data)
 {
-  size_t hdr = structured ? sizeof (struct nbd_structured_reply)
-    + sizeof (struct nbd_chunk_offset_data) : sizeof (struct nbd_simple_reply);
+  size_t hdr = reply_read_header_size (structured);
   struct outmsg *msg = outmsg_new (1, hdr + req->count);
 
   if (msg == NULL)
     return NULL;
-  if (structured) {
-    struct nbd_chunk_offset_data *d;
-
-    put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
-               sizeof *d + req->count);
-    d = outmsg_put (msg, sizeof *d);
-    d->offset = htobe64 (req->offset);
-  }
-  else
-    put_simple (msg, req, NBD_SUCCESS);
+  reply_read_header (outmsg_put (msg, hdr), req, structured);
   *data = outmsg_put (msg, req->count);  /* joins the header's iovec */
   return msg;
 }
@@ -330,22 +320,12 @@ reply_read_inline (const struct request *req, bool structured, void **data)
 struct outmsg *
 reply_read_pinned (const struct request *req, bool structured, size_t pins)
 {
-  size_t hdr = structured ? sizeof (struct nbd_structured_reply)
-    + sizeof (struct nbd_chunk_offset_data) : sizeof (struct nbd_simple_reply);
+  size_t hdr = reply_read_header_size (structured);
   struct outmsg *msg = outmsg_alloc (1 + pins, pins, hdr);
 
   if (msg == NULL)
     return NULL;
-  if (structured) {
-    struct nbd_chunk_offset_data *d;
-
-    put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
-               sizeof *d + req->count);
-    d = outmsg_put (msg, sizeof *d);
-    d->offset = htobe64 (req->offset);
-  }
-  else
-    put_simple (msg, req, NBD_SUCCESS);
+  reply_read_header (outmsg_put (msg, hdr), req, structured);
   return msg;
 }
 
