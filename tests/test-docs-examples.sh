@@ -249,9 +249,15 @@ end_pid ()
 }
 end_example ()
 {
-    local f dev
+    local f dev i
     if [ -f "$pids" ]; then
         while read -r f; do
+            # A daemonized nbdkit writes its pidfile after the parent
+            # has returned: give it a moment, or it is left running.
+            for (( i = 0; i < 60; ++i )); do
+                [ -s "$f" ] && break
+                sleep 0.05
+            done
             [ -s "$f" ] && end_pid "$(cat "$f")"
             rm -f "$f"
         done < "$pids"
