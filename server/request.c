@@ -476,59 +476,50 @@ batch_simple (struct connection *conn, const struct request *req,
 }
 
 /* A WRITE the cache can take without host I/O (a delayed write into
- * resident or free blocks) is answered here, like a read hit.  Returns
- * true if it was.
+ * resident or free blocks) is answered here, like a read hit: the
+ * payload at buf.  Returns true if it was.
  */
 static bool
-write_fast_path (struct connection *conn, struct request *req)
-{
-  unsigned cf = req->flags & NBD_CMD_FLAG_FUA ? CACHE_FUA : 0;
-  struct outmsg *msg;
-  int r;
-
-  r = cache_write_nowait (conn->exp->ce, req->buf, req->count, req->offset,
-                          cf);
-  if (r == 0)
-    return false;
-  if (r == 1)
-    batch_simple (conn, req, NBD_SUCCESS);
-  else {
-    msg = reply_error (req, conn->structured, errno, strerror (errno));
-    if (msg == NULL)
-      conn_kill (conn, "out of memory");
-    else
-      conn_queue (conn, msg);
-  }
-  __atomic_fetch_add (&conn->exp->fastpath_writes, 1, __ATOMIC_RELAXED);
-  request_free (req);
-  return true;
-}
-
-/* A WRITE whose whole payload is in the input buffer is taken from
- * there, when the cache can take it without host I/O: no request to
- * allocate, no copy but the one into the cache.  Returns true if it
- * was (the payload is then consumed).
- */
-static bool
-write_in_place (struct connection *conn, const struct request *req)
+write_on_loop (struct connection *conn, const struct request *req,
+               const void *buf)
 {
   unsigned cf = req->flags & NBD_CMD_FLAG_FUA ? CACHE_FUA : 0;
   int r;
 
-  if (req->count > conn->in_end - conn->in_start)
-    return false;
-  r = cache_write_nowait (conn->exp->ce, conn->inbuf + conn->in_start,
-                          req->count, req->offset, cf);
+  r = cache_write_nowait (conn->exp->ce, buf, req->count, req->offset, cf);
   if (r == 0)
     return false;
-  conn->in_start += req->count;
-  conn->wrote = true;
   if (r == 1)
     batch_simple (conn, req, NBD_SUCCESS);
   else
     queue_reply (conn, reply_error (req, conn->structured, errno,
                                     strerror (errno)));
   __atomic_fetch_add (&conn->exp->fastpath_writes, 1, __ATOMIC_RELAXED);
+  return true;
+}
+
+/* A WRITE whose payload arrived in its own buffer (read_cb). */
+static bool
+write_fast_path (struct connection *conn, struct request *req)
+{
+  if (!write_on_loop (conn, req, req->buf))
+    return false;
+  request_free (req);
+  return true;
+}
+
+/* A WRITE whose whole payload is in the input buffer is taken from
+ * there: no request to allocate, no copy but the one into the cache.
+ * Returns true if it was (the payload is then consumed).
+ */
+static bool
+write_in_place (struct connection *conn, const struct request *req)
+{
+  if (req->count > conn->in_end - conn->in_start
+      || !write_on_loop (conn, req, conn->inbuf + conn->in_start))
+    return false;
+  conn->in_start += req->count;
+  conn->wrote = true;
   return true;
 }
 

@@ -89,13 +89,14 @@ expect (const struct list *l, size_t i, uint64_t offset, uint64_t length,
   }
 }
 
-static void
-test_mode (const char *path, enum io_mode io, bool sparse)
+/* The file as export lo0, 512-byte blocks. */
+static struct device *
+open_lo0 (const char *path, enum access_mode access, enum io_mode io)
 {
   struct export_config ec = {
     .name = "lo0",
     .path = (char *) path,
-    .access = ACCESS_RO,
+    .access = access,
     .sync = SYNC_ASYNC,
     .deny = DENY_NO,
     .io = io,
@@ -103,7 +104,14 @@ test_mode (const char *path, enum io_mode io, bool sparse)
     .blksz_min = 512,
     .blksz_max = 16384,
   };
-  struct device *dev = device_open (&ec);
+
+  return device_open (&ec);
+}
+
+static void
+test_mode (const char *path, enum io_mode io, bool sparse)
+{
+  struct device *dev = open_lo0 (path, ACCESS_RO, io);
   struct list l;
 
   assert (dev);
@@ -166,17 +174,6 @@ test_mode (const char *path, enum io_mode io, bool sparse)
 static void
 test_dense (const char *path, bool sparse)
 {
-  struct export_config ec = {
-    .name = "lo0",
-    .path = (char *) path,
-    .access = ACCESS_RW,
-    .sync = SYNC_ASYNC,
-    .deny = DENY_NO,
-    .io = IO_XTYPE,
-    .blksz = 512,
-    .blksz_min = 512,
-    .blksz_max = 16384,
-  };
   static char data[HOST_SIZE];
   struct device *dev;
   struct list l;
@@ -189,7 +186,7 @@ test_dense (const char *path, bool sparse)
   assert (pwrite (fd, data, HOST_SIZE, 0) == (ssize_t) HOST_SIZE);
   assert (fsync (fd) == 0);
   close (fd);
-  dev = device_open (&ec);
+  dev = open_lo0 (path, ACCESS_RW, IO_XTYPE);
   assert (dev);
   memset (&l, 0, sizeof l);
   assert (device_extents (dev, 0, M, collect, &l) == 0);
