@@ -35,6 +35,17 @@ dev_pread (void *h, void *buf, size_t count, uint64_t offset,
   return run_io (h, IO_OP_READ, prio, buf, count, offset, false);
 }
 
+/* Vectored reads are only ever asked for by threads that may block
+ * (io_run would run them here too).
+ */
+static int
+dev_preadv (void *h, const struct iovec *iov, int iovcnt, uint64_t offset,
+            enum io_priority prio)
+{
+  (void) prio;
+  return device_preadv (h, iov, iovcnt, offset);
+}
+
 static int
 dev_pwrite (void *h, const void *buf, size_t count, uint64_t offset,
             enum io_priority prio)
@@ -93,6 +104,7 @@ device_backend (struct device *dev, struct cache_backend *be)
     .can_revalidate = true,
     .handle = dev,
     .pread = dev_pread,
+    .preadv = dev_preadv,
     .pwrite = dev_pwrite,
     .flush = dev_flush,
     .trim = dev_trim,

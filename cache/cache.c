@@ -341,7 +341,7 @@ revalidate_if_idle (struct cache_export *exp)
   }
 }
 
-static int
+int
 check_range (const struct cache_export *exp, uint64_t count, uint64_t offset,
              int err)
 {
@@ -356,7 +356,7 @@ check_range (const struct cache_export *exp, uint64_t count, uint64_t offset,
  * rmvto= idleness means revalidating first (which may stat).  If it
  * may, this is an access (at most one store per millisecond).
  */
-static bool
+bool
 may_skip_revalidation (struct cache_export *exp)
 {
   uint64_t t, last;
@@ -370,41 +370,6 @@ may_skip_revalidation (struct cache_export *exp)
   if (t != last)
     __atomic_store_n (&exp->last_access_ms, t, __ATOMIC_RELAXED);
   return true;
-}
-
-/* The part [*lo, *hi) of block idx inside [offset, offset+count). */
-static inline void
-block_span (uint64_t idx, uint64_t offset, uint64_t count,
-            uint32_t *lo, uint32_t *hi)
-{
-  uint64_t bstart = idx * CACHE_BLOCK_SIZE;
-
-  *lo = offset > bstart ? offset - bstart : 0;
-  *hi = offset + count < bstart + CACHE_BLOCK_SIZE
-    ? offset + count - bstart : CACHE_BLOCK_SIZE;
-}
-
-/* Walking a request block by block, keep the shard lock while the
- * blocks stay in one shard (a group of GROUP_SHIFT): switch to s.
- */
-static inline void
-hold_shard (struct shard **held, struct shard *s)
-{
-  if (*held != s) {
-    if (*held)
-      unlock_or_abort (&(*held)->lock);
-    lock_or_abort (&s->lock);
-    *held = s;
-  }
-}
-
-static inline void
-release_shard (struct shard **held)
-{
-  if (*held) {
-    unlock_or_abort (&(*held)->lock);
-    *held = NULL;
-  }
 }
 
 /* Read [offset, offset+count) of exp into buf through the cache. */
@@ -650,15 +615,18 @@ write_range (struct cache_export *exp, const char *buf, uint64_t count,
         goto again;
       }
     }
+    /* A fill reads the host straight into the block's memory: let it
+     * finish rather than have it overwrite these bytes.
+     */
+    if (b->busy & BUSY_READ) {
+      shard_wait (s);
+      goto again;
+    }
     /* Part of a sector that holds nothing: read it first.  Not while
      * a zero of the block is on its way to the host: the old bytes
      * read now would be kept, dirty, after the zero.
      */
     if (touched & ~covered & ~b->valid) {
-      if (b->busy & BUSY_READ) {
-        shard_wait (s);
-        goto again;
-      }
       if (in_fence (exp, idx)) {
         unlock_or_abort (&s->lock);
         wait_fences (exp, idx, idx + 1);
@@ -682,11 +650,15 @@ write_range (struct cache_export *exp, const char *buf, uint64_t count,
   return 0;
 }
 
+/* Apply a write to the cache if that needs no host I/O: every block
+ * resident or free to take, none being filled, no partial sector to
+ * read.  Returns 1 if applied, 0 if not (part of it may have been:
+ * writing it again is harmless), -1 on error.
+ */
 int
-cache_write_nowait (struct cache_export *exp, const void *buf,
-                    uint64_t count, uint64_t offset, unsigned flags)
+insert_nowait (struct cache_export *exp, const void *buf, uint64_t count,
+               uint64_t offset)
 {
-  enum commit_level level = cache.cfg.commit;
   uint64_t first, last, t;
   struct shard *held = NULL;
 
@@ -698,10 +670,6 @@ cache_write_nowait (struct cache_export *exp, const void *buf,
     return -1;
   if (count == 0)
     return 1;
-  /* SYNC and ASYNC writes go to the host before the reply. */
-  if (level == COMMIT_HIGH ||
-      ((flags & CACHE_FUA) && level != COMMIT_NONE))
-    return 0;
   if (!may_skip_revalidation (exp))
     return 0;
 
@@ -721,8 +689,11 @@ cache_write_nowait (struct cache_export *exp, const void *buf,
     b = block_lookup (s, exp, idx);
     existed = b != NULL;
     if ((b == NULL && (b = block_alloc (s, exp, idx)) == NULL)
+        || (b->busy & BUSY_READ)
         || (touched & ~sectors_covered (lo, hi) & ~b->valid)) {
-      /* Room needs a write-back, or a partial sector a read. */
+      /* Room needs a write-back, a fill is under way, or a partial
+       * sector needs a read.
+       */
       release_shard (&held);
       return 0;
     }
@@ -739,9 +710,35 @@ cache_write_nowait (struct cache_export *exp, const void *buf,
     }
   }
   release_shard (&held);
-  if (cache.cfg.delwri_ms == 0)
-    flusher_kick ();
   return 1;
+}
+
+/* Whether a write with these flags is delayed (DELWRI) at the commit
+ * level in force, rather than written back before the reply.
+ */
+bool
+write_is_delayed (unsigned flags)
+{
+  enum commit_level level = cache.cfg.commit;
+
+  return !(level == COMMIT_HIGH
+           || ((flags & CACHE_FUA) && level != COMMIT_NONE));
+}
+
+int
+cache_write_nowait (struct cache_export *exp, const void *buf,
+                    uint64_t count, uint64_t offset, unsigned flags)
+{
+  int r;
+
+  /* SYNC and ASYNC writes go to the host before the reply. */
+  if (!write_is_delayed (flags) && !exp->be.readonly
+      && check_range (exp, count, offset, ENOSPC) == 0 && count > 0)
+    return 0;
+  r = insert_nowait (exp, buf, count, offset);
+  if (r == 1 && cache.cfg.delwri_ms == 0)
+    flusher_kick ();
+  return r;
 }
 
 /* The commit level decides what must be done before the reply.

@@ -47,6 +47,7 @@
 #include "iothreads.h"
 
 struct cache_export;
+struct iovec;
 
 /* Flags of cache_write, cache_zero and cache_trim. */
 #define CACHE_FUA       (1u << 0)   /* "file-system data" (NBD_CMD_FLAG_FUA) */
@@ -88,6 +89,11 @@ struct cache_backend {
   int (*pread) (void *handle, void *buf, size_t count, uint64_t offset,
                 enum io_priority prio);
   int (*pwrite) (void *handle, const void *buf, size_t count,
+                 uint64_t offset, enum io_priority prio);
+  /* Optional: pread into several buffers (cache blocks, at most
+   * IO_RUN_BLOCKS of them), so fills need no bounce buffer.
+   */
+  int (*preadv) (void *handle, const struct iovec *iov, int iovcnt,
                  uint64_t offset, enum io_priority prio);
   int (*flush) (void *handle);
   int (*trim) (void *handle, uint64_t offset, uint64_t count);
@@ -161,6 +167,61 @@ extern int cache_read_nowait (struct cache_export *exp, void *buf,
 extern int cache_write_nowait (struct cache_export *exp, const void *buf,
                                uint64_t count, uint64_t offset,
                                unsigned flags);
+
+/* Continuation-style reads and durable writes, for an event loop:
+ * the part the cache can do at once is done on the loop, in one walk
+ * over the blocks, and what needs the host is returned as a cache_io
+ * for cache_io_run to do on a thread that may block (an I/O thread).
+ *
+ * cache_read_start copies the resident part of the range into buf,
+ * makes the missing blocks resident and marks them busy (so nothing
+ * else reads or writes them until cache_io_run is done) and returns 2
+ * with *io set: cache_io_run then reads them from the host, straight
+ * into their memory, and copies the rest of the range into buf.  It
+ * returns 1 if every byte was resident (like cache_read_nowait), 0 if
+ * it cannot be done this way (a block being filled by someone else,
+ * room needs a write-back first, a block holding part of its sectors,
+ * an rmvto= revalidation due): nothing is held then, use cache_read.
+ * -1 on error.
+ *
+ * cache_write_start applies the write to the cache as
+ * cache_write_nowait would, whatever the commit level.  Returns 1 if
+ * that was all (a delayed write), 2 with *io set if the commit level
+ * wants the blocks written back (and made durable) before the reply,
+ * which cache_io_run does; 0 and -1 as cache_write_nowait.
+ *
+ * cache_io_run returns 0 or -1 with errno set (the host error, or a
+ * pending write-back error for durable writes) and frees io.
+ */
+struct cache_io;
+extern int cache_read_start (struct cache_export *exp, void *buf,
+                             uint64_t count, uint64_t offset,
+                             struct cache_io **io);
+extern int cache_write_start (struct cache_export *exp, const void *buf,
+                              uint64_t count, uint64_t offset,
+                              unsigned flags, struct cache_io **io);
+extern int cache_io_run (struct cache_io *io);
+/* For a front end that does the host reads of a read's cache_io
+ * itself (an event loop with io_uring): cache_io_reads describes them,
+ * each one host transfer into iovecs over the blocks' memory, and
+ * returns how many (0 if io is not a read, or needs more than max).
+ * Once all are done, cache_io_finish completes the read with 0 or the
+ * first errno, as cache_io_run would have, and frees io.  A short
+ * transfer is the caller's to continue.
+ */
+struct cache_host_read {
+  uint64_t offset;
+  struct iovec *iov;
+  unsigned niov;
+};
+extern unsigned cache_io_reads (struct cache_io *io,
+                                struct cache_host_read *reads,
+                                unsigned max);
+extern int cache_io_finish (struct cache_io *io, int err);
+/* Give up on io without doing it: a read's blocks are given back; a
+ * write stays in the cache as a delayed write.
+ */
+extern void cache_io_cancel (struct cache_io *io);
 
 /* Zero-copy reads for an event loop.  Like cache_read_nowait, but
  * instead of copying, describe the bytes where they lie in the cache:

@@ -2,10 +2,12 @@
 /* nbd-loopback: reading blocks from the host into the cache.
  *
  * A run of neighbouring blocks, already made resident and marked
- * BUSY_READ by the caller, is read with one host transfer and merged
- * into the sectors of each block that hold nothing yet: sectors a
- * writer filled while the read was in flight are newer than the host
- * and are kept.  The caller may ask for the requested bytes to be
+ * BUSY_READ by the caller, is read with one host transfer.  Writers
+ * wait for BUSY_READ to clear, so a block that held nothing when the
+ * fill began still holds nothing: such runs are read straight into the
+ * blocks' memory.  A block holding some sectors already (a partial
+ * write read the rest) is read into a bounce buffer and merged into
+ * the sectors that hold nothing: the others are newer than the host.  The caller may ask for the requested bytes to be
  * copied out while each block is still locked, so a block cannot be
  * evicted between the fill and the copy.
  */
@@ -14,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "cleanup.h"
 #include "internal.h"
@@ -50,6 +53,42 @@ merge (struct cache_export *exp, struct block *b, const char *src)
   b->valid |= mask;
 }
 
+/* Read the run from the host: straight into the blocks when none of
+ * them holds anything yet (nobody writes into a block being filled, so
+ * nothing can be overwritten) and the backend reads vectors; else into
+ * a bounce buffer, merged afterwards.  Returns the bounce buffer
+ * (NULL for a direct read) in *bounce.
+ */
+static int
+read_run (struct cache_export *exp, struct block **run, unsigned n,
+          uint64_t offset, uint64_t len, enum io_priority prio,
+          char **bounce)
+{
+  bool direct = exp->be.preadv != NULL;
+
+  *bounce = NULL;
+  for (unsigned i = 0; direct && i < n; i++) {
+    struct shard *s = shard_of (exp, run[i]->index);
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+    direct = run[i]->valid == 0;
+  }
+  if (direct) {
+    struct iovec iov[IO_RUN_BLOCKS];
+    uint64_t left = len;
+
+    for (unsigned i = 0; i < n; i++) {
+      iov[i].iov_base = run[i]->data;
+      iov[i].iov_len = left < CACHE_BLOCK_SIZE ? left : CACHE_BLOCK_SIZE;
+      left -= iov[i].iov_len;
+    }
+    return exp->be.preadv (exp->be.handle, iov, n, offset, prio);
+  }
+  *bounce = malloc (len);
+  if (*bounce == NULL)
+    return -1;
+  return exp->be.pread (exp->be.handle, *bounce, len, offset, prio);
+}
+
 int
 fill_run_copy (struct cache_export *exp, struct block **run, unsigned n,
                enum io_priority prio, bool prefetch, char *dest,
@@ -62,32 +101,44 @@ fill_run_copy (struct cache_export *exp, struct block **run, unsigned n,
 
   if (offset + len > exp->be.size)
     len = exp->be.size - offset;
-  buf = malloc (len);
-  if (buf == NULL)
-    r = -1;
-  else
-    r = exp->be.pread (exp->be.handle, buf, len, offset, prio);
+  r = read_run (exp, run, n, offset, len, prio, &buf);
   if (r == -1) {
-    err = errno;
+    err = errno ? errno : EIO;
     log_error ("%s: reading %llu bytes at %llu from the host: %m",
                exp->name, (unsigned long long) len,
                (unsigned long long) offset);
   }
 
+  fill_complete (exp, run, n, r == 0 ? 0 : err, prefetch, buf, dest,
+                 req_offset, req_count);
+  if (r == 0)
+    return 0;
+  errno = err;
+  return -1;
+}
+
+void
+fill_complete (struct cache_export *exp, struct block **run, unsigned n,
+               int err, bool prefetch, const char *bounce, char *dest,
+               uint64_t req_offset, uint64_t req_count)
+{
   for (unsigned i = 0; i < n; i++) {
     struct block *b = run[i];
     struct shard *s = shard_of (exp, b->index);
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
 
     b->busy &= ~BUSY_READ;
-    if (r == 0) {
+    if (err == 0) {
       if (prefetch && b->valid == 0)
         b->prefetched = true;
       if (prefetch)
         EXP_SHARD (exp, s)->readahead_blocks++;
       else
         EXP_SHARD (exp, s)->misses++;
-      merge (exp, b, buf + i * CACHE_BLOCK_SIZE);
+      if (bounce)
+        merge (exp, b, bounce + i * CACHE_BLOCK_SIZE);
+      else
+        b->valid = block_range_mask (exp, b->index);
       if (dest)
         copy_out (b, dest, req_offset, req_count);
     }
@@ -95,11 +146,6 @@ fill_run_copy (struct cache_export *exp, struct block **run, unsigned n,
       block_drop (s, b);
     shard_wake (s);
   }
-
-  if (r == 0)
-    return 0;
-  errno = err;
-  return -1;
 }
 
 int

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "cleanup.h"
 
 #define SECTOR_SIZE 512
 #define SECTORS_PER_BLOCK (CACHE_BLOCK_SIZE / SECTOR_SIZE)   /* 8: one byte of bits */
@@ -176,6 +177,12 @@ now_ms (void)
   __atomic_fetch_add (&(exp)->stats.field, (n), __ATOMIC_RELAXED)
 
 /* cache.c */
+extern int check_range (const struct cache_export *exp, uint64_t count,
+                        uint64_t offset, int err);
+extern bool may_skip_revalidation (struct cache_export *exp);
+extern int insert_nowait (struct cache_export *exp, const void *buf,
+                          uint64_t count, uint64_t offset);
+extern bool write_is_delayed (unsigned flags);
 extern int write_range (struct cache_export *exp, const char *buf,
                         uint64_t count, uint64_t offset);
 /* What the commit level requires after writing blocks [first, end):
@@ -238,6 +245,14 @@ extern int fill_run_copy (struct cache_export *exp, struct block **run,
                           unsigned n, enum io_priority prio, bool prefetch,
                           char *dest, uint64_t req_offset,
                           uint64_t req_count);
+/* The second half of a fill, once the host read is done (err 0) or
+ * failed (an errno value): the data is in the blocks' memory, or in
+ * bounce (one block after another) to be merged.  Clears BUSY_READ.
+ */
+extern void fill_complete (struct cache_export *exp, struct block **run,
+                           unsigned n, int err, bool prefetch,
+                           const char *bounce, char *dest,
+                           uint64_t req_offset, uint64_t req_count);
 
 /* flush.c: write-back. */
 enum wb_mode {
@@ -283,5 +298,40 @@ extern int ram_backend (const char *name, uint64_t size, uint32_t sector,
  * for reuse (outside cache=).
  */
 extern uint64_t bounce_bytes (void);
+
+/* The part [*lo, *hi) of block idx inside [offset, offset+count). */
+static inline void
+block_span (uint64_t idx, uint64_t offset, uint64_t count,
+            uint32_t *lo, uint32_t *hi)
+{
+  uint64_t bstart = idx * CACHE_BLOCK_SIZE;
+
+  *lo = offset > bstart ? offset - bstart : 0;
+  *hi = offset + count < bstart + CACHE_BLOCK_SIZE
+    ? offset + count - bstart : CACHE_BLOCK_SIZE;
+}
+
+/* Walking a request block by block, keep the shard lock while the
+ * blocks stay in one shard (a group of GROUP_SHIFT): switch to s.
+ */
+static inline void
+hold_shard (struct shard **held, struct shard *s)
+{
+  if (*held != s) {
+    if (*held)
+      unlock_or_abort (&(*held)->lock);
+    lock_or_abort (&s->lock);
+    *held = s;
+  }
+}
+
+static inline void
+release_shard (struct shard **held)
+{
+  if (*held) {
+    unlock_or_abort (&(*held)->lock);
+    *held = NULL;
+  }
+}
 
 #endif /* NBDL_CACHE_INTERNAL_H */

@@ -401,6 +401,12 @@ device_name (const struct device *dev)
   return dev->name;
 }
 
+int
+device_fd (const struct device *dev)
+{
+  return dev->fd;
+}
+
 bool
 device_is_readonly (const struct device *dev)
 {

@@ -69,6 +69,10 @@ extern void device_close (struct device *dev);
 extern const struct device_info *device_get_info (const struct device *dev);
 extern const char *device_path (const struct device *dev);
 extern const char *device_name (const struct device *dev);   /* "lo0" */
+/* The host file descriptor, for a front end issuing its own reads of
+ * it (io_uring), positional devices only.
+ */
+extern int device_fd (const struct device *dev);
 extern bool device_is_readonly (const struct device *dev);
 /* Opened O_SYNC: completed writes are already durable. */
 extern bool device_is_o_sync (const struct device *dev);
@@ -85,6 +89,14 @@ extern int device_pread (struct device *dev, void *buf, size_t count,
                          uint64_t offset);
 extern int device_pwrite (struct device *dev, const void *buf, size_t count,
                           uint64_t offset);
+
+/* device_pread into several buffers (at most DEVICE_IOV_MAX): one host
+ * transfer for a run of cache blocks, with no bounce buffer.
+ */
+#define DEVICE_IOV_MAX 1024
+struct iovec;
+extern int device_preadv (struct device *dev, const struct iovec *iov,
+                          int iovcnt, uint64_t offset);
 
 /* Make every completed write durable: fdatasync, or nothing when the
  * device was opened O_SYNC (where zero and trim sync by themselves)

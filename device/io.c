@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <linux/falloc.h>
@@ -122,6 +123,70 @@ device_pread (struct device *dev, void *buf, size_t count, uint64_t offset)
   if (check_range (dev, "read", offset, count, EIO) == -1)
     return -1;
   return do_transfer (dev, false, buf, count, offset);
+}
+
+/* Vectored reads, straight into the caller's buffers (cache blocks):
+ * all of iov, retrying short transfers and EINTR.  iov is not changed:
+ * a short read continues from a private copy.
+ */
+int
+device_preadv (struct device *dev, const struct iovec *iov, int iovcnt,
+               uint64_t offset)
+{
+  struct iovec v[DEVICE_IOV_MAX];
+  struct iovec *cur = v;
+  uint64_t count = 0, start = offset;
+  ssize_t r;
+  int n = iovcnt;
+
+  if (iovcnt <= 0 || iovcnt > DEVICE_IOV_MAX) {
+    errno = EINVAL;
+    return -1;
+  }
+  for (int i = 0; i < iovcnt; i++)
+    count += iov[i].iov_len;
+  if (check_range (dev, "read", offset, count, EIO) == -1)
+    return -1;
+  memcpy (v, iov, iovcnt * sizeof *iov);
+
+  if (!dev->info.positional) {
+    lock_or_abort (&dev->seek_lock);
+    if (lseek (dev->fd, offset, SEEK_SET) == -1)
+      goto fail;
+  }
+  while (n > 0) {
+    r = dev->info.positional ? preadv (dev->fd, cur, n, offset)
+      : readv (dev->fd, cur, n);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      goto fail;
+    }
+    if (r == 0) {
+      errno = EIO;
+      goto fail;
+    }
+    offset += r;
+    while (n > 0 && (size_t) r >= cur->iov_len) {
+      r -= cur->iov_len;
+      cur++;
+      n--;
+    }
+    if (n > 0) {
+      cur->iov_base = (char *) cur->iov_base + r;
+      cur->iov_len -= r;
+    }
+  }
+  if (!dev->info.positional)
+    unlock_or_abort (&dev->seek_lock);
+  return 0;
+
+ fail:
+  if (!dev->info.positional)
+    unlock_or_abort (&dev->seek_lock);
+  log_error ("%s: %s: read %" PRIu64 " bytes at %" PRIu64 ": %m",
+             dev->name, dev->path, count, start);
+  return -1;
 }
 
 int

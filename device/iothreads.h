@@ -27,6 +27,7 @@ enum io_op {
   IO_OP_FLUSH,
   IO_OP_TRIM,
   IO_OP_ZERO,
+  IO_OP_CALL,                   /* no host operation: done is the work */
 };
 
 struct io_request {
@@ -64,9 +65,19 @@ extern void iothreads_stop (void);
 /* Queue a request (or run it now with nio=0). */
 extern void io_submit (struct io_request *req);
 
-/* Submit and wait for completion: returns 0, or -1 with errno set.
- * req->done is not called; done and opaque are as before on return.
+/* Run the request here, in the calling thread, and return 0 or -1
+ * with errno set (req->done is not called).  For threads that may
+ * block: crossing to an I/O thread only to wait for it would cost two
+ * thread switches and buy nothing.
  */
 extern int io_run (struct io_request *req);
+
+/* I/O threads running now (0: io_submit runs requests in the caller). */
+extern unsigned iothreads_running (void);
+
+/* Requests io_submit handed to an I/O thread so far (statistics, and
+ * tests counting the handoffs of a request).
+ */
+extern uint64_t iothreads_handoffs (void);
 
 #endif /* NBDL_IOTHREADS_H */

@@ -271,6 +271,13 @@ void
 conn_request_done (struct connection *conn, struct request *req,
                    struct outmsg *reply)
 {
+  conn_request_back (conn, req, reply, true);
+}
+
+void
+conn_request_back (struct connection *conn, struct request *req,
+                   struct outmsg *reply, bool send_here)
+{
   lock_or_abort (&conn->lock);
   conn->inflight--;
   conn->buffered -= req->acct;
@@ -287,7 +294,8 @@ conn_request_done (struct connection *conn, struct request *req,
   else {
     conn->buffered += reply->acct;
     append_locked (conn, reply);
-    if (conn->out_head == reply && conn->ops->send_from_any_thread)
+    if (send_here && conn->out_head == reply
+        && conn->ops->send_from_any_thread)
       flush_locked (conn);
   }
   if (conn->out_head)
@@ -303,6 +311,37 @@ conn_request_done (struct connection *conn, struct request *req,
 }
 
 /* ---- loop thread ---- */
+
+void
+conn_request_back_loop (struct connection *conn, struct request *req,
+                        struct outmsg *reply)
+{
+  bool check;
+
+  lock_or_abort (&conn->lock);
+  conn->inflight--;
+  conn->buffered -= req->acct;
+  req->acct = 0;
+  if (reply == NULL && !conn->dead) {
+    log_error ("conn %" PRIu64 ": no memory for a reply: dropping the "
+               "connection", conn->id);
+    conn->dead = true;
+    drop_output_locked (conn);
+  }
+  if (conn->dead)
+    outmsg_free (reply);
+  else {
+    conn->buffered += reply->acct;
+    append_locked (conn, reply);
+  }
+  check = conn->dead || (conn->read_paused && under_limits_locked (conn))
+    || (conn->inflight == 0 && conn->phase_closing);
+  unlock_or_abort (&conn->lock);
+  request_free (req);
+  /* Not here: the caller may be in the middle of this connection. */
+  if (check)
+    loop_attention (conn->loop, conn);
+}
 
 void
 conn_finish (struct connection *conn, const char *why)
@@ -422,8 +461,13 @@ conn_check (struct connection *conn)
         conn_free (conn);
       return;
     }
-    if (pending)
-      start_writing (conn);
+    if (pending) {
+      /* Replies others queued: send them now, many in one go. */
+      conn_flush (conn);
+      lock_or_abort (&conn->lock);
+      pending = conn->out_head != NULL;
+      unlock_or_abort (&conn->lock);
+    }
     if (conn->phase == PHASE_FINISHING && !pending && inflight == 0) {
       conn->ops->shutdown (conn);
       conn_free (conn);

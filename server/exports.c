@@ -97,6 +97,9 @@ exports_open_cache (const struct config *cfg)
     }
     if (fill_export (exp, ec) == -1)
       return -1;
+    /* io_uring reads at offsets: not for seek-mode devices. */
+    exp->uring_fd = exp->dev && device_get_info (exp->dev)->positional
+      ? device_fd (exp->dev) : -1;
   }
   return 0;
 }

@@ -104,11 +104,15 @@ struct export {
   uint32_t blksz;
   bool readonly;
   bool can_fua;
+  int uring_fd;                 /* host fd an io_uring may read, or -1 */
   /* Counters, updated with atomics, reported by stats.c. */
   uint64_t fastpath_reads;      /* reads answered on a loop thread */
   uint64_t zero_copy_reads;     /* ... of them sent from cache blocks */
   uint64_t fastpath_writes;     /* writes answered on a loop thread */
   uint64_t worker_requests;     /* requests handed to workers */
+  uint64_t host_io_requests;    /* misses and durable writes done in
+                                   one hop: an I/O thread or io_uring */
+  uint64_t uring_reads;         /* ... READs through the loop's io_uring */
   uint64_t request_errors;      /* error replies (reply_error) */
 };
 extern struct export *exports;
@@ -160,6 +164,7 @@ struct loop {
   struct connection *conns;     /* doubly linked list of connections */
   size_t nr_conns;
   bool stopping;
+  struct uring *uring;          /* host reads of misses, or NULL (uring.c) */
 };
 
 extern struct loop *loops;
@@ -382,11 +387,27 @@ extern void conn_queue (struct connection *conn, struct outmsg *msg);
  */
 extern struct outmsg *conn_batch_buffer (struct connection *conn);
 extern void conn_flush (struct connection *conn);
-/* A worker finished a request: queue its reply, wake the loop if
- * it has something to do.
+/* A worker finished a request: queue its reply (sending it from this
+ * thread if the socket is idle), wake the loop if it has something to
+ * do.
  */
 extern void conn_request_done (struct connection *conn, struct request *req,
                                struct outmsg *reply);
+/* The same, for any thread; with send_here false the reply is left to
+ * the loop, which sends the replies of many such requests together
+ * (an I/O thread's completions, unless noaiod).
+ */
+extern void conn_request_back (struct connection *conn, struct request *req,
+                               struct outmsg *reply, bool send_here);
+/* Loop thread: a request handed to the loop's io_uring is done: queue
+ * its reply without sending it (the caller flushes, for many replies
+ * at once).
+ */
+extern void conn_request_back_loop (struct connection *conn,
+                                    struct request *req,
+                                    struct outmsg *reply);
+/* blk noaiod: I/O threads send the replies of their completions. */
+extern bool request_noaiod;
 /* Loop thread: look at a connection after others changed it. */
 extern void conn_check (struct connection *conn);
 /* Loop thread: stop reading; close once everything is answered. */
@@ -413,6 +434,8 @@ extern int handshake_input (struct connection *conn);
 
 /* ---- request.c: the transmission phase ---- */
 
+#define URING_MAX_READS 4       /* host reads of one request by io_uring */
+
 struct request {
   struct job job;               /* first: workers see a job */
   struct connection *conn;
@@ -425,12 +448,50 @@ struct request {
   struct outmsg *msg;           /* small READ: the reply, data inside ... */
   void *msg_data;               /* ... here */
   size_t acct;                  /* bytes counted in conn->buffered */
+  /* A miss or durable write in one hop: the cache's part still to
+   * do, and its handoff to an I/O thread.
+   */
+  struct cache_io *io;
+  struct io_request ioreq;
+  /* ... or the host reads issued through the loop's io_uring. */
+  unsigned host_reads;          /* still in flight */
+  int host_err;                 /* the first one's errno */
+  struct uring_read {
+    struct request *req;
+    uint64_t offset;
+    struct iovec *iov;
+    unsigned niov;
+  } reads[URING_MAX_READS];
 };
 
 extern int request_input (struct connection *conn);
+/* A READ whose host reads are done (uring.c): finish it and queue the
+ * reply, on the loop.
+ */
+extern void request_reads_done (struct request *req);
+/* Whether loops hand host I/O straight to I/O threads (nio= > 0):
+ * set once at start-up.
+ */
+extern bool request_host_io_threads;
 /* A WRITE payload completed (read straight into rx_req->buf). */
 extern void request_payload_done (struct connection *conn);
 extern void request_free (struct request *req);
+
+/* ---- uring.c: host reads of cache misses through io_uring ---- */
+
+/* Set up the loop's ring (loop->uring stays NULL where io_uring is not
+ * built in or the kernel refuses it: the I/O threads read instead).
+ */
+extern void uring_init (struct loop *loop);
+extern void uring_free (struct loop *loop);
+/* Loop thread: issue the host reads of req->io (a READ), counting it
+ * in flight.  False if the ring cannot take them: nothing was done.
+ */
+extern bool uring_read (struct loop *loop, struct request *req);
+/* Loop thread: submit what was issued and complete what is done;
+ * sends the replies.  At the end of every round of input.
+ */
+extern void uring_kick (struct loop *loop);
 
 /* ---- signals.c ---- */
 

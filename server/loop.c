@@ -285,6 +285,11 @@ loops_init (unsigned n)
     loop->grace.data = loop;
     ev_idle_init (&loop->poll, poll_cb);
     loop->poll.data = loop;
+    /* Host reads on the loop, unless nio=0 (the serving thread reads)
+     * or noaiod (the I/O threads complete them).
+     */
+    if (request_host_io_threads && !request_noaiod)
+      uring_init (loop);
   }
   return 0;
 }
@@ -327,6 +332,7 @@ loops_free (void)
   for (unsigned i = 0; i < nr_loops; i++) {
     ev_async_stop (loops[i].ev, &loops[i].wake);
     ev_idle_stop (loops[i].ev, &loops[i].poll);
+    uring_free (&loops[i]);
     if (i > 0)
       ev_loop_destroy (loops[i].ev);
     free (loops[i].new_fds);

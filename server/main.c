@@ -541,6 +541,8 @@ main (int argc, char *argv[])
     log_error ("starting %" PRIu32 " I/O threads: %m", cfg->nio);
     die_after_listen ();
   }
+  request_host_io_threads = cfg->nio > 0;
+  request_noaiod = cfg->blk.noaiod;
   if (cache_init (&cfg->blk, true) == -1) {
     log_error ("setting up the cache: %m");
     die_after_listen ();

@@ -415,6 +415,37 @@ run_request (struct job *job)
   conn_request_done (conn, req, reply);
 }
 
+/* ---- on an I/O thread ---- */
+
+/* A miss or a durable write handed straight to an I/O thread: the
+ * cache's host I/O (filling the missing blocks and the reply's data,
+ * or writing the blocks back durably), then the reply.
+ */
+static void
+host_io_done (struct io_request *ioreq, int unused)
+{
+  struct request *req = ioreq->opaque;
+  struct connection *conn = req->conn;
+  struct outmsg *reply;
+  struct cache_io *io = req->io;
+
+  (void) unused;
+  req->io = NULL;
+  if (cache_io_run (io) == -1) {
+    int err = errno;
+    conn_debug (conn, "%s: %s", command_name (req->type), strerror (err));
+    reply = reply_error (req, conn->structured, err, strerror (err));
+  }
+  else if (req->type == NBD_CMD_READ) {
+    reply = req->msg;
+    req->msg = NULL;
+    reply->acct = req->count;
+  }
+  else
+    reply = reply_ok (req);
+  conn_request_back (conn, req, reply, request_noaiod);
+}
+
 /* ---- on the loop ---- */
 
 static void
@@ -475,6 +506,76 @@ batch_simple (struct connection *conn, const struct request *req,
     reply_simple_header (p, req, error);
 }
 
+bool request_host_io_threads;
+bool request_noaiod;
+
+static void
+count_in_flight (struct connection *conn, struct request *req)
+{
+  lock_or_abort (&conn->lock);
+  conn->inflight++;
+  conn->buffered += req->acct;
+  unlock_or_abort (&conn->lock);
+  __atomic_fetch_add (&conn->exp->host_io_requests, 1, __ATOMIC_RELAXED);
+}
+
+/* Count the request in flight and hand it to an I/O thread, which
+ * runs host_io_done.
+ */
+static void
+hand_to_iothread (struct connection *conn, struct request *req)
+{
+  count_in_flight (conn, req);
+  req->ioreq = (struct io_request) {
+    .op = IO_OP_CALL, .prio = IO_PRIO_CLIENT,
+    .done = host_io_done, .opaque = req,
+  };
+  io_submit (&req->ioreq);
+}
+
+/* A READ the cache does not hold entirely, read into a reply of its
+ * own: the resident part now, the rest by an I/O thread, which sends
+ * the reply.  Returns true if the read was dealt with (req is then
+ * gone); false if a worker must do it (req->msg may be set: the worker
+ * reads into it).
+ */
+static bool
+read_one_hop (struct connection *conn, struct request *req)
+{
+  struct outmsg *msg;
+  int r;
+
+  req->msg = reply_read_inline (req, conn->structured, &req->msg_data);
+  if (req->msg == NULL)
+    return false;               /* the worker path reports ENOMEM */
+  r = cache_read_start (conn->exp->ce, req->msg_data, req->count,
+                        req->offset, &req->io);
+  switch (r) {
+  case 0:
+    return false;
+  case 1:                       /* resident after all */
+    msg = req->msg;
+    req->msg = NULL;
+    msg->acct = req->count;
+    conn_queue (conn, msg);
+    __atomic_fetch_add (&conn->exp->fastpath_reads, 1, __ATOMIC_RELAXED);
+    break;
+  case 2:
+    req->acct = req->count;
+    if (uring_read (conn->loop, req))
+      count_in_flight (conn, req);
+    else
+      hand_to_iothread (conn, req);
+    return true;
+  default:
+    queue_reply (conn, reply_error (req, conn->structured, errno,
+                                    strerror (errno)));
+    break;
+  }
+  request_free (req);
+  return true;
+}
+
 /* A WRITE the cache can take without host I/O (a delayed write into
  * resident or free blocks) is answered here, like a read hit: the
  * payload at buf.  Returns true if it was.
@@ -484,11 +585,34 @@ write_on_loop (struct connection *conn, const struct request *req,
                const void *buf)
 {
   unsigned cf = req->flags & NBD_CMD_FLAG_FUA ? CACHE_FUA : 0;
+  struct cache_io *io = NULL;
   int r;
 
-  r = cache_write_nowait (conn->exp->ce, buf, req->count, req->offset, cf);
+  if (request_host_io_threads)
+    r = cache_write_start (conn->exp->ce, buf, req->count, req->offset, cf,
+                           &io);
+  else
+    r = cache_write_nowait (conn->exp->ce, buf, req->count, req->offset, cf);
   if (r == 0)
     return false;
+  if (r == 2) {
+    /* In the cache; durable is the I/O thread's part.  The payload is
+     * not needed any more.
+     */
+    struct request *c = malloc (sizeof *c);
+
+    if (c == NULL) {
+      cache_io_cancel (io);
+      return false;             /* a worker writes it again, durably */
+    }
+    *c = *req;
+    c->buf = NULL;
+    c->msg = NULL;
+    c->acct = 0;
+    c->io = io;
+    hand_to_iothread (conn, c);
+    return true;
+  }
   if (r == 1)
     batch_simple (conn, req, NBD_SUCCESS);
   else
@@ -709,6 +833,12 @@ decode_requests (struct connection *conn)
       return -1;
     }
     *req = r;
+    if (req->type == NBD_CMD_READ && req->count <= FASTPATH_MAX
+        && request_host_io_threads
+        && (!conn->structured || (req->flags & NBD_CMD_FLAG_DF)
+            || req->count < SPARSE_READ_MIN)
+        && read_one_hop (conn, req))
+      continue;
     if (req->type == NBD_CMD_READ) {
       req->acct = req->count;
       if (req->msg == NULL && req->count > FASTPATH_MAX
@@ -755,6 +885,28 @@ request_input (struct connection *conn)
 {
   int r = decode_requests (conn);
 
+  uring_kick (conn->loop);
   conn_flush (conn);
   return r;
+}
+
+void
+request_reads_done (struct request *req)
+{
+  struct connection *conn = req->conn;
+  struct outmsg *reply;
+  struct cache_io *io = req->io;
+
+  req->io = NULL;
+  if (cache_io_finish (io, req->host_err) == -1) {
+    int err = errno;
+    conn_debug (conn, "NBD_CMD_READ: %s", strerror (err));
+    reply = reply_error (req, conn->structured, err, strerror (err));
+  }
+  else {
+    reply = req->msg;
+    req->msg = NULL;
+    reply->acct = req->count;
+  }
+  conn_request_back_loop (conn, req, reply);
 }

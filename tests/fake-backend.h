@@ -72,6 +72,7 @@ struct fake_config {
   bool slow_zero;               /* no fast zero: fast_only zero fails
                                    with EOPNOTSUPP (like tmpfs) */
   bool no_log;                  /* count operations but keep no log */
+  bool vectored;                /* offer preadv (logged as FAKE_PREAD) */
 };
 
 /* A fault: let skip matching operations succeed, then fail the next

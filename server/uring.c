@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* nbd-loopback daemon: host reads of cache misses through io_uring.
+ *
+ * A READ the cache does not hold is a few host reads straight into
+ * cache blocks (cache_read_start, cache_io_reads).  Each loop has a
+ * ring of its own: the loop queues those reads while it decodes a
+ * round of input, submits them with one io_uring_enter at the end of
+ * the round, and completes the reads that are done at once (data in
+ * the page cache) in the same breath, their replies leaving with the
+ * hits of the round.  Reads that wait for a disk complete later: the
+ * ring signals an eventfd that the loop watches.  No thread is
+ * involved and nothing is locked but the cache's shards: a miss costs
+ * a hit plus the host read.
+ *
+ * Where io_uring is missing (not built in, refused by the kernel or a
+ * seccomp policy, ring full) the request goes to an I/O thread
+ * instead (request.c).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "internal.h"
+#include "log.h"
+
+#ifdef HAVE_LIBURING
+
+#include <sys/eventfd.h>
+#include <liburing.h>
+
+#define RING_ENTRIES 256
+#define TOUCHED_MAX 64
+
+struct uring {
+  struct io_uring ring;
+  int efd;                      /* signalled on completions */
+  ev_io watcher;                /* on efd */
+  unsigned inflight;            /* reads submitted or queued */
+  unsigned queued;              /* prepared, not yet submitted */
+  /* Connections with replies queued by this round of completions. */
+  struct connection *touched[TOUCHED_MAX];
+  unsigned ntouched;
+};
+
+static void
+flush_touched (struct uring *u)
+{
+  for (unsigned i = 0; i < u->ntouched; i++)
+    conn_flush (u->touched[i]);
+  u->ntouched = 0;
+}
+
+static void
+touch (struct uring *u, struct connection *conn)
+{
+  for (unsigned i = 0; i < u->ntouched; i++)
+    if (u->touched[i] == conn)
+      return;
+  if (u->ntouched == TOUCHED_MAX)
+    flush_touched (u);
+  u->touched[u->ntouched++] = conn;
+}
+
+static bool
+prep_read (struct uring *u, struct uring_read *rd)
+{
+  struct io_uring_sqe *sqe = io_uring_get_sqe (&u->ring);
+
+  if (sqe == NULL)
+    return false;
+  io_uring_prep_readv (sqe, rd->req->conn->exp->uring_fd, rd->iov,
+                       rd->niov, rd->offset);
+  io_uring_sqe_set_data (sqe, rd);
+  u->queued++;
+  return true;
+}
+
+/* One read came back with res (bytes, or -errno). */
+static void
+read_back (struct uring *u, struct uring_read *rd, int res)
+{
+  struct request *req = rd->req;
+  size_t left = 0;
+
+  for (unsigned i = 0; i < rd->niov; i++)
+    left += rd->iov[i].iov_len;
+  if (res == -EINTR || res == -EAGAIN)
+    res = 0;                    /* nothing read: again */
+  else if (res < 0) {
+    if (req->host_err == 0)
+      req->host_err = -res;
+    left = 0;
+  }
+  else if (res == 0 && left > 0) {
+    if (req->host_err == 0)
+      req->host_err = EIO;      /* the host file is shorter than it was */
+    left = 0;
+  }
+  if ((size_t) res < left) {
+    /* A short read: carry on from where it stopped. */
+    size_t r = res;
+    rd->offset += r;
+    while (r >= rd->iov->iov_len) {
+      r -= rd->iov->iov_len;
+      rd->iov++;
+      rd->niov--;
+    }
+    rd->iov->iov_base = (char *) rd->iov->iov_base + r;
+    rd->iov->iov_len -= r;
+    if (prep_read (u, rd))
+      return;
+    /* The ring is full of fresh reads; submit them, then retry. */
+    io_uring_submit (&u->ring);
+    u->queued = 0;
+    if (prep_read (u, rd))
+      return;
+    if (req->host_err == 0)
+      req->host_err = EAGAIN;
+  }
+  u->inflight--;
+  if (--req->host_reads == 0) {
+    struct connection *conn = req->conn;
+
+    request_reads_done (req);
+    touch (u, conn);
+  }
+}
+
+/* Complete everything the ring has completed. */
+static void
+reap (struct uring *u)
+{
+  struct io_uring_cqe *cqe;
+
+  while (io_uring_peek_cqe (&u->ring, &cqe) == 0) {
+    struct uring_read *rd = io_uring_cqe_get_data (cqe);
+    int res = cqe->res;
+
+    io_uring_cqe_seen (&u->ring, cqe);
+    read_back (u, rd, res);
+  }
+  flush_touched (u);
+}
+
+static void
+efd_cb (struct ev_loop *ev, ev_io *w, int revents)
+{
+  struct loop *loop = w->data;
+  uint64_t n;
+
+  (void) ev;
+  (void) revents;
+  if (read (loop->uring->efd, &n, sizeof n) == -1 && errno != EAGAIN)
+    log_debug ("loop %u: reading the io_uring eventfd: %m", loop->index);
+  uring_kick (loop);
+}
+
+void
+uring_init (struct loop *loop)
+{
+  struct uring *u = calloc (1, sizeof *u);
+  int r;
+
+  loop->uring = NULL;
+  if (u == NULL)
+    return;
+  r = io_uring_queue_init (RING_ENTRIES, &u->ring, IORING_SETUP_COOP_TASKRUN);
+  if (r == -EINVAL)             /* kernels before 5.19 */
+    r = io_uring_queue_init (RING_ENTRIES, &u->ring, 0);
+  if (r < 0) {
+    if (loop->index == 0)
+      log_info ("io_uring: %s: host reads go through the I/O threads",
+                strerror (-r));
+    free (u);
+    return;
+  }
+  u->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (u->efd == -1 || io_uring_register_eventfd (&u->ring, u->efd) < 0) {
+    if (loop->index == 0)
+      log_info ("io_uring: no completion eventfd: host reads go through "
+                "the I/O threads");
+    if (u->efd >= 0)
+      close (u->efd);
+    io_uring_queue_exit (&u->ring);
+    free (u);
+    return;
+  }
+  ev_io_init (&u->watcher, efd_cb, u->efd, EV_READ);
+  u->watcher.data = loop;
+  ev_io_start (loop->ev, &u->watcher);
+  loop->uring = u;
+  if (loop->index == 0)
+    log_debug ("io_uring: one ring of %d entries per loop", RING_ENTRIES);
+}
+
+void
+uring_free (struct loop *loop)
+{
+  struct uring *u = loop->uring;
+
+  if (u == NULL)
+    return;
+  /* Loops end with no connection left, so nothing is in flight. */
+  ev_io_stop (loop->ev, &u->watcher);
+  io_uring_queue_exit (&u->ring);
+  close (u->efd);
+  free (u);
+  loop->uring = NULL;
+}
+
+bool
+uring_read (struct loop *loop, struct request *req)
+{
+  struct uring *u = loop->uring;
+  struct cache_host_read hr[URING_MAX_READS];
+  unsigned n;
+
+  if (u == NULL || req->conn->exp->uring_fd < 0)
+    return false;
+  n = cache_io_reads (req->io, hr, URING_MAX_READS);
+  if (n == 0 || u->inflight + n > RING_ENTRIES
+      || io_uring_sq_space_left (&u->ring) < n)
+    return false;
+  req->host_reads = n;
+  req->host_err = 0;
+  for (unsigned i = 0; i < n; i++) {
+    req->reads[i] = (struct uring_read) {
+      .req = req, .offset = hr[i].offset, .iov = hr[i].iov,
+      .niov = hr[i].niov,
+    };
+    prep_read (u, &req->reads[i]);   /* room was checked */
+  }
+  u->inflight += n;
+  __atomic_fetch_add (&req->conn->exp->uring_reads, 1, __ATOMIC_RELAXED);
+  return true;
+}
+
+void
+uring_kick (struct loop *loop)
+{
+  struct uring *u = loop->uring;
+
+  if (u == NULL || u->inflight == 0)
+    return;
+  if (u->queued) {
+    int r = io_uring_submit (&u->ring);
+    if (r < 0)
+      log_error ("io_uring_submit: %s", strerror (-r));
+    else
+      u->queued = 0;
+  }
+  reap (u);
+}
+
+#else /* !HAVE_LIBURING */
+
+void
+uring_init (struct loop *loop)
+{
+  loop->uring = NULL;
+}
+
+void
+uring_free (struct loop *loop)
+{
+  (void) loop;
+}
+
+bool
+uring_read (struct loop *loop, struct request *req)
+{
+  (void) loop;
+  (void) req;
+  return false;
+}
+
+void
+uring_kick (struct loop *loop)
+{
+  (void) loop;
+}
+
+#endif /* !HAVE_LIBURING */
