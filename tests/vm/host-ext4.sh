@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Shared body (test-vm-daemon-ext4.sh, test-vm-plugin-ext4.sh), sourced
+# with $frontend set: the Linux kernel client in a VM attaches lo0 over
+# TCP, makes ext4, writes files with fsync, unmounts, drops its caches,
+# runs e2fsck, remounts and compares checksums, and detaches
+# (guest-ext4.sh).  The server saw flushes, FUA writes and the
+# client's NBD_CMD_DISC; after it stops, the host file passes e2fsck
+# and debugfs reads back files with the checksums the guest computed.
+source ./functions.sh
+set -e
+set -x
+
+requires_frontend "$frontend"
+source "$abs_top_srcdir/tests/vm/vm-functions.sh"
+requires e2fsck -V
+requires debugfs -V
+vm_requires
+make_tmpdir
+vm_net
+img="$tmp/disk.img"
+truncate -s 128M "$img"
+
+vm_start_server "$frontend" loopback fd="$img" blk cache=16m
+vm_run guest-ext4.sh EXPECT_SIZE=$(( 128 * 1024 * 1024 ))
+stop_frontend
+cat "$tmp/server.log" | grep -v -E 'NBD_CMD_(READ|WRITE)|pread|pwrite' | tail -40
+
+# What the kernel client sent, as the server logged it.
+vm_log_has_flush
+vm_log_has_fua_write
+vm_log_disc_count 1
+
+# The host file alone: a clean file system holding the guest's files.
+e2fsck -fn "$img"
+debugfs -R 'cat /SUMS' "$img" > "$tmp/sums"
+cat "$tmp/sums"
+test "$(wc -l < "$tmp/sums")" -eq 5 || fail "SUMS does not list 5 files"
+while read -r sum name; do
+    got=$(debugfs -R "cat /$name" "$img" 2>/dev/null | sha256sum | cut -d' ' -f1)
+    test "$got" = "$sum" || fail "$name on the host: sha256 $got, the guest wrote $sum"
+done < "$tmp/sums"
