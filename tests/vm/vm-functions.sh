@@ -279,3 +279,21 @@ vm_log_disc_count ()
     test "$n" -eq "$1" ||
         fail "$n connections closed with NBD_CMD_DISC, expected $1"
 }
+
+# vm_check_image IMAGE: the host file alone, after the server stopped:
+# e2fsck -fn finds it clean, and debugfs reads back every file listed
+# in its /SUMS (sha256sum lines the guest wrote) with that checksum.
+vm_check_image ()
+{
+    local img=$1 n sum name got
+    e2fsck -fn "$img" || fail "e2fsck -fn $img on the host"
+    debugfs -R 'cat /SUMS' "$img" > "$tmp/sums" 2>/dev/null
+    n=$(wc -l < "$tmp/sums")
+    test "$n" -gt 0 || fail "no /SUMS in $img"
+    while read -r sum name; do
+        got=$(debugfs -R "cat /$name" "$img" 2>/dev/null | sha256sum | cut -d' ' -f1)
+        test "$got" = "$sum" ||
+            fail "$name in $img on the host: sha256 $got, the guest wrote $sum"
+    done < "$tmp/sums"
+    echo "vm: host: $n files in $img have the guest's checksums"
+}
