@@ -35,9 +35,10 @@ struct cache_io {
   uint64_t offset, count;       /* the request */
   char *dest;                   /* READ: the caller's buffer */
   unsigned flags;               /* COMMIT: cache_write's flags */
-  unsigned n;                   /* READ: blocks to fill, in index order */
-  struct iovec *iov;            /* READ: [n], their memory (cache_io_reads) */
-  struct block *blocks[];
+  unsigned n;                   /* blocks[], in index order */
+  struct iovec *iov;            /* [n]: their memory, for a caller's I/O */
+  uint32_t *gens;               /* COMMIT: [n], b->gen when taken */
+  struct block *blocks[];       /* READ: to fill; COMMIT: being written */
 };
 
 /* Give back blocks taken by a walk that gave up (no lock held). */
@@ -151,13 +152,21 @@ cache_write_start (struct cache_export *exp, const void *buf, uint64_t count,
       flusher_kick ();
     return 1;
   }
-  io = malloc (sizeof *io);
-  if (io == NULL)
-    return -1;
-  *io = (struct cache_io) {
-    .exp = exp, .kind = IO_KIND_COMMIT, .offset = offset, .count = count,
-    .flags = flags,
-  };
+  {
+    uint64_t nb = (offset + count - 1) / CACHE_BLOCK_SIZE
+      - offset / CACHE_BLOCK_SIZE + 1;
+
+    io = malloc (sizeof *io + nb * (sizeof io->blocks[0] + sizeof io->iov[0]
+                                    + sizeof io->gens[0]));
+    if (io == NULL)
+      return -1;
+    *io = (struct cache_io) {
+      .exp = exp, .kind = IO_KIND_COMMIT, .offset = offset, .count = count,
+      .flags = flags,
+    };
+    io->iov = (struct iovec *) &io->blocks[nb];
+    io->gens = (uint32_t *) &io->iov[nb];
+  }
   *iop = io;
   return 2;
 }
@@ -273,6 +282,123 @@ cache_io_finish (struct cache_io *io, int err)
   return 0;
 }
 
+/* Give back the blocks a durable write took for write-back, cleaning
+ * those not written to since if clean is true.
+ */
+static void
+release_written (struct cache_io *io, bool clean)
+{
+  for (unsigned i = 0; i < io->n; i++) {
+    struct block *b = io->blocks[i];
+    struct shard *s = shard_of (io->exp, b->index);
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+
+    b->busy &= ~BUSY_WRITE;
+    if (clean && b->gen == io->gens[i])
+      block_set_clean (s, b);
+    shard_wake (s);
+  }
+  io->n = 0;
+}
+
+int
+cache_io_writes (struct cache_io *io, struct cache_host_read *writes,
+                 unsigned max, bool *sync)
+{
+  struct cache_export *exp = io->exp;
+  enum commit_level level = cache.cfg.commit;
+  uint64_t first, end;
+  struct shard *held = NULL;
+  unsigned nr = 0;
+
+  if (io->kind != IO_KIND_COMMIT)
+    return -1;
+  *sync = (level == COMMIT_HIGH
+           || ((io->flags & CACHE_FUA) && level == COMMIT_MEDIUM))
+    && !exp->be.durable_writes;
+  first = io->offset / CACHE_BLOCK_SIZE;
+  end = (io->offset + io->count - 1) / CACHE_BLOCK_SIZE + 1;
+  io->n = 0;
+  for (uint64_t idx = first; idx < end; idx++) {
+    struct shard *s = shard_of (exp, idx);
+    struct block *b;
+
+    hold_shard (&held, s);
+    b = block_lookup (s, exp, idx);
+    if (b == NULL || b->dirty == 0)
+      continue;                 /* written back already */
+    /* Someone else's write-back, a zero under way, or dirty sectors
+     * that are not the whole block: cache_io_run's business.
+     */
+    if (b->busy || b->dirty != block_range_mask (exp, idx)
+        || in_fence (exp, idx)) {
+      release_shard (&held);
+      release_written (io, false);
+      return -1;
+    }
+    b->busy |= BUSY_WRITE;
+    io->gens[io->n] = b->gen;
+    io->blocks[io->n++] = b;
+  }
+  release_shard (&held);
+
+  for (unsigned i = 0; i < io->n; ) {
+    unsigned j = run_end (io, i);
+
+    if (nr == max) {
+      release_written (io, false);
+      return -1;
+    }
+    for (unsigned k = i; k < j; k++) {
+      uint64_t left = exp->be.size - io->blocks[k]->index * CACHE_BLOCK_SIZE;
+
+      io->iov[k].iov_base = io->blocks[k]->data;
+      io->iov[k].iov_len = left < CACHE_BLOCK_SIZE ? left : CACHE_BLOCK_SIZE;
+    }
+    writes[nr++] = (struct cache_host_read) {
+      .offset = io->blocks[i]->index * CACHE_BLOCK_SIZE,
+      .iov = &io->iov[i], .niov = j - i,
+    };
+    i = j;
+  }
+  return nr;
+}
+
+int
+cache_io_writes_done (struct cache_io *io, bool written, int sync_err)
+{
+  struct cache_export *exp = io->exp;
+  int err, pending;
+
+  if (!written) {
+    release_written (io, false);
+    return 1;
+  }
+  for (unsigned i = 0; i < io->n; ) {
+    unsigned j = run_end (io, i);
+    uint64_t bytes = 0;
+
+    for (unsigned k = i; k < j; k++)
+      bytes += io->iov[k].iov_len;
+    STAT_ADD (exp, writebacks, 1);
+    STAT_ADD (exp, writeback_bytes, bytes);
+    i = j;
+  }
+  release_written (io, true);
+  err = sync_err;
+  if (err)
+    log_error ("%s: fdatasync: %s", exp->name, strerror (err));
+  pending = take_error (exp);
+  if (err == 0)
+    err = pending;
+  free (io);
+  if (err) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
 void
 cache_io_cancel (struct cache_io *io)
 {
@@ -280,5 +406,7 @@ cache_io_cancel (struct cache_io *io)
     return;
   if (io->kind == IO_KIND_READ)
     release_blocks (io->exp, io->blocks, io->n);
+  else
+    release_written (io, false);
   free (io);
 }

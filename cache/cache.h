@@ -218,6 +218,23 @@ extern unsigned cache_io_reads (struct cache_io *io,
                                 struct cache_host_read *reads,
                                 unsigned max);
 extern int cache_io_finish (struct cache_io *io, int err);
+/* The same for a durable write: cache_io_writes takes the written
+ * blocks for write-back and describes the host writes (straight from
+ * the blocks' memory), and whether an fdatasync must follow (*sync).
+ * Returns how many, or -1 if this cannot be done so (a block being
+ * written back by someone else, one dirty only in part, a zero under
+ * way, more than max writes): nothing is held then; use cache_io_run.
+ * cache_io_writes_done: written says every write completed in full;
+ * sync_err is the fdatasync's errno (0: fine or not needed).  Returns 0
+ * or -1 with errno set (sync_err, or a pending write-back error), io
+ * freed; or 1 if not written: the blocks stay dirty and io is for
+ * cache_io_run to do properly (and to report what went wrong).
+ */
+extern int cache_io_writes (struct cache_io *io,
+                            struct cache_host_read *writes, unsigned max,
+                            bool *sync);
+extern int cache_io_writes_done (struct cache_io *io, bool written,
+                                 int sync_err);
 /* Give up on io without doing it: a read's blocks are given back; a
  * write stays in the cache as a delayed write.
  */

@@ -113,6 +113,7 @@ struct export {
   uint64_t host_io_requests;    /* misses and durable writes done in
                                    one hop: an I/O thread or io_uring */
   uint64_t uring_reads;         /* ... READs through the loop's io_uring */
+  uint64_t uring_writes;        /* ... durable WRITEs through it */
   uint64_t request_errors;      /* error replies (reply_error) */
 };
 extern struct export *exports;
@@ -434,7 +435,8 @@ extern int handshake_input (struct connection *conn);
 
 /* ---- request.c: the transmission phase ---- */
 
-#define URING_MAX_READS 4       /* host reads of one request by io_uring */
+#define URING_MAX_IO 4          /* host transfers of one request by io_uring */
+#define URING_MAX_OPS (URING_MAX_IO + 1)   /* ... and an fdatasync */
 
 struct request {
   struct job job;               /* first: workers see a job */
@@ -453,15 +455,18 @@ struct request {
    */
   struct cache_io *io;
   struct io_request ioreq;
-  /* ... or the host reads issued through the loop's io_uring. */
-  unsigned host_reads;          /* still in flight */
-  int host_err;                 /* the first one's errno */
-  struct uring_read {
+  /* ... or the host I/O issued through the loop's io_uring. */
+  unsigned host_ops;            /* still in flight */
+  int host_err;                 /* a read's first errno */
+  bool write_failed;            /* a write failed or fell short */
+  int sync_err;                 /* the fdatasync's errno */
+  struct uring_op {
     struct request *req;
+    enum { URING_READ, URING_WRITE, URING_SYNC, URING_NOP } kind;
     uint64_t offset;
     struct iovec *iov;
     unsigned niov;
-  } reads[URING_MAX_READS];
+  } ops[URING_MAX_OPS];
 };
 
 extern int request_input (struct connection *conn);
@@ -469,6 +474,8 @@ extern int request_input (struct connection *conn);
  * reply, on the loop.
  */
 extern void request_reads_done (struct request *req);
+/* The same for a durable WRITE's write-back and sync. */
+extern void request_writes_done (struct request *req);
 /* Whether loops hand host I/O straight to I/O threads (nio= > 0):
  * set once at start-up.
  */
@@ -488,6 +495,8 @@ extern void uring_free (struct loop *loop);
  * in flight.  False if the ring cannot take them: nothing was done.
  */
 extern bool uring_read (struct loop *loop, struct request *req);
+/* The same for the write-back and sync of a durable write (req->io). */
+extern bool uring_write (struct loop *loop, struct request *req);
 /* Loop thread: submit what was issued and complete what is done;
  * sends the replies.  At the end of every round of input.
  */

@@ -519,18 +519,24 @@ count_in_flight (struct connection *conn, struct request *req)
   __atomic_fetch_add (&conn->exp->host_io_requests, 1, __ATOMIC_RELAXED);
 }
 
-/* Count the request in flight and hand it to an I/O thread, which
- * runs host_io_done.
+/* Hand a request counted in flight to an I/O thread, which runs
+ * host_io_done.
  */
 static void
-hand_to_iothread (struct connection *conn, struct request *req)
+submit_to_iothread (struct request *req)
 {
-  count_in_flight (conn, req);
   req->ioreq = (struct io_request) {
     .op = IO_OP_CALL, .prio = IO_PRIO_CLIENT,
     .done = host_io_done, .opaque = req,
   };
   io_submit (&req->ioreq);
+}
+
+static void
+hand_to_iothread (struct connection *conn, struct request *req)
+{
+  count_in_flight (conn, req);
+  submit_to_iothread (req);
 }
 
 /* A READ the cache does not hold entirely, read into a reply of its
@@ -610,7 +616,9 @@ write_on_loop (struct connection *conn, const struct request *req,
     c->msg = NULL;
     c->acct = 0;
     c->io = io;
-    hand_to_iothread (conn, c);
+    count_in_flight (conn, c);
+    if (!uring_write (conn->loop, c))
+      submit_to_iothread (c);
     return true;
   }
   if (r == 1)
@@ -908,5 +916,30 @@ request_reads_done (struct request *req)
     req->msg = NULL;
     reply->acct = req->count;
   }
+  conn_request_back_loop (conn, req, reply);
+}
+
+void
+request_writes_done (struct request *req)
+{
+  struct connection *conn = req->conn;
+  struct outmsg *reply;
+  int r = cache_io_writes_done (req->io, !req->write_failed, req->sync_err);
+
+  if (r == 1) {
+    /* Not all written: an I/O thread does it again properly, and
+     * reports what goes wrong.
+     */
+    submit_to_iothread (req);
+    return;
+  }
+  req->io = NULL;
+  if (r == -1) {
+    int err = errno;
+    conn_debug (conn, "NBD_CMD_WRITE: %s", strerror (err));
+    reply = reply_error (req, conn->structured, err, strerror (err));
+  }
+  else
+    reply = reply_ok (req);
   conn_request_back_loop (conn, req, reply);
 }

@@ -41,7 +41,7 @@ static struct timespec started;  /* for uptime */
 struct export_figures {
   struct cache_stats c;
   uint64_t fastpath_reads, fastpath_writes, worker_requests, request_errors;
-  uint64_t host_io_requests, uring_reads;
+  uint64_t host_io_requests, uring_reads, uring_writes;
   uint64_t zero_copy_reads;
 };
 
@@ -60,6 +60,7 @@ gather (const struct export *exp, struct export_figures *f)
   f->host_io_requests = __atomic_load_n (&exp->host_io_requests,
                                          __ATOMIC_RELAXED);
   f->uring_reads = __atomic_load_n (&exp->uring_reads, __ATOMIC_RELAXED);
+  f->uring_writes = __atomic_load_n (&exp->uring_writes, __ATOMIC_RELAXED);
   f->request_errors = __atomic_load_n (&exp->request_errors,
                                        __ATOMIC_RELAXED);
 }
@@ -134,16 +135,18 @@ stats_log (void)
     log_info ("%s: reads %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64
               " on the fast path), writes %" PRIu64 " (%" PRIu64 " bytes, %"
               PRIu64 " on the fast path), host I/O requests %" PRIu64
-              " (%" PRIu64 " reads by io_uring), worker requests %" PRIu64 ", errors %" PRIu64 ", hits %" PRIu64 ", misses %" PRIu64
-              " (%s), read-ahead %" PRIu64
+              " (%" PRIu64 " reads and %" PRIu64 " writes by io_uring), "
+              "worker requests %" PRIu64 ", errors %" PRIu64 ", hits %"
+              PRIu64 ", misses %" PRIu64 " (%s), read-ahead %" PRIu64
               ", write-backs %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64
               " errors), flushes %" PRIu64 " (%s), resident %" PRIu64
               " bytes, dirty %" PRIu64 " bytes, host changes %" PRIu64,
               exp->name, f.c.read_requests, f.c.read_bytes,
               f.fastpath_reads, f.c.write_requests, f.c.write_bytes,
               f.fastpath_writes, f.host_io_requests, f.uring_reads,
-              f.worker_requests,
-              f.request_errors, f.c.hits, f.c.misses, ratio, f.c.readahead_blocks, f.c.writebacks,
+              f.uring_writes, f.worker_requests,
+              f.request_errors, f.c.hits, f.c.misses, ratio,
+              f.c.readahead_blocks, f.c.writebacks,
               f.c.writeback_bytes, f.c.writeback_errors, f.c.flushes, mean,
               f.c.resident_blocks * CACHE_BLOCK_SIZE,
               f.c.dirty_blocks * CACHE_BLOCK_SIZE, f.c.revalidations_changed);
@@ -215,6 +218,7 @@ write_json (FILE *fp, const char *event)
              "      \"fastpath_writes\": %" PRIu64 ",\n"
              "      \"host_io_requests\": %" PRIu64 ",\n"
              "      \"uring_reads\": %" PRIu64 ",\n"
+             "      \"uring_writes\": %" PRIu64 ",\n"
              "      \"worker_requests\": %" PRIu64 ",\n"
              "      \"errors\": %" PRIu64 ",\n"
              "      \"hits\": %" PRIu64 ",\n"
@@ -225,7 +229,8 @@ write_json (FILE *fp, const char *event)
              f.c.read_requests, f.c.read_bytes,
              f.c.write_requests, f.c.write_bytes,
              f.fastpath_reads, f.zero_copy_reads, f.fastpath_writes,
-             f.host_io_requests, f.uring_reads, f.worker_requests,
+             f.host_io_requests, f.uring_reads, f.uring_writes,
+             f.worker_requests,
              f.request_errors,
              f.c.hits, f.c.misses);
     json_number_or_null (fp, hit_ratio (&f.c), "%.4f");

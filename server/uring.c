@@ -66,67 +66,118 @@ touch (struct uring *u, struct connection *conn)
   u->touched[u->ntouched++] = conn;
 }
 
+/* Queue op's SQE; link: the next SQE waits for this one. */
 static bool
-prep_read (struct uring *u, struct uring_read *rd)
+prep_op (struct uring *u, struct uring_op *op, bool link)
 {
   struct io_uring_sqe *sqe = io_uring_get_sqe (&u->ring);
+  int fd = op->req->conn->exp->uring_fd;
 
   if (sqe == NULL)
     return false;
-  io_uring_prep_readv (sqe, rd->req->conn->exp->uring_fd, rd->iov,
-                       rd->niov, rd->offset);
-  io_uring_sqe_set_data (sqe, rd);
+  switch (op->kind) {
+  case URING_READ:
+    io_uring_prep_readv (sqe, fd, op->iov, op->niov, op->offset);
+    break;
+  case URING_WRITE:
+    io_uring_prep_writev (sqe, fd, op->iov, op->niov, op->offset);
+    break;
+  case URING_SYNC:
+    io_uring_prep_fsync (sqe, fd, IORING_FSYNC_DATASYNC);
+    break;
+  case URING_NOP:
+    io_uring_prep_nop (sqe);
+    break;
+  }
+  if (link)
+    sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe_set_data (sqe, op);
   u->queued++;
   return true;
 }
 
-/* One read came back with res (bytes, or -errno). */
-static void
-read_back (struct uring *u, struct uring_read *rd, int res)
+static size_t
+op_bytes (const struct uring_op *op)
 {
-  struct request *req = rd->req;
-  size_t left = 0;
+  size_t n = 0;
 
-  for (unsigned i = 0; i < rd->niov; i++)
-    left += rd->iov[i].iov_len;
+  for (unsigned i = 0; i < op->niov; i++)
+    n += op->iov[i].iov_len;
+  return n;
+}
+
+/* A read came back with res bytes (or -errno).  Returns true if it is
+ * finished, false if the rest was queued again.
+ */
+static bool
+read_back (struct uring *u, struct uring_op *op, int res)
+{
+  struct request *req = op->req;
+  size_t left = op_bytes (op), r;
+
   if (res == -EINTR || res == -EAGAIN)
     res = 0;                    /* nothing read: again */
-  else if (res < 0) {
+  else if (res < 0 || (res == 0 && left > 0)) {
+    /* res 0: the host file is shorter than it was. */
     if (req->host_err == 0)
-      req->host_err = -res;
-    left = 0;
+      req->host_err = res < 0 ? -res : EIO;
+    return true;
   }
-  else if (res == 0 && left > 0) {
-    if (req->host_err == 0)
-      req->host_err = EIO;      /* the host file is shorter than it was */
-    left = 0;
+  if ((size_t) res >= left)
+    return true;
+  /* A short read: carry on from where it stopped. */
+  r = res;
+  op->offset += r;
+  while (r >= op->iov->iov_len) {
+    r -= op->iov->iov_len;
+    op->iov++;
+    op->niov--;
   }
-  if ((size_t) res < left) {
-    /* A short read: carry on from where it stopped. */
-    size_t r = res;
-    rd->offset += r;
-    while (r >= rd->iov->iov_len) {
-      r -= rd->iov->iov_len;
-      rd->iov++;
-      rd->niov--;
-    }
-    rd->iov->iov_base = (char *) rd->iov->iov_base + r;
-    rd->iov->iov_len -= r;
-    if (prep_read (u, rd))
+  op->iov->iov_base = (char *) op->iov->iov_base + r;
+  op->iov->iov_len -= r;
+  if (prep_op (u, op, false))
+    return false;
+  /* The ring is full of fresh requests: submit them, then retry. */
+  io_uring_submit (&u->ring);
+  u->queued = 0;
+  if (prep_op (u, op, false))
+    return false;
+  if (req->host_err == 0)
+    req->host_err = EAGAIN;
+  return true;
+}
+
+/* One operation came back with res (bytes, or -errno). */
+static void
+op_back (struct uring *u, struct uring_op *op, int res)
+{
+  struct request *req = op->req;
+
+  switch (op->kind) {
+  case URING_READ:
+    if (!read_back (u, op, res))
       return;
-    /* The ring is full of fresh reads; submit them, then retry. */
-    io_uring_submit (&u->ring);
-    u->queued = 0;
-    if (prep_read (u, rd))
-      return;
-    if (req->host_err == 0)
-      req->host_err = EAGAIN;
+    break;
+  case URING_WRITE:
+    /* Anything but all of it: an I/O thread writes it again. */
+    if (res < 0 || (size_t) res != op_bytes (op))
+      req->write_failed = true;
+    break;
+  case URING_SYNC:
+    if (res < 0 && res != -ECANCELED && req->sync_err == 0)
+      req->sync_err = -res;
+    break;
+  case URING_NOP:
+    break;
   }
   u->inflight--;
-  if (--req->host_reads == 0) {
+  if (--req->host_ops == 0) {
     struct connection *conn = req->conn;
 
-    request_reads_done (req);
+    if (req->type == NBD_CMD_READ)
+      request_reads_done (req);
+    else
+      request_writes_done (req);
     touch (u, conn);
   }
 }
@@ -138,11 +189,11 @@ reap (struct uring *u)
   struct io_uring_cqe *cqe;
 
   while (io_uring_peek_cqe (&u->ring, &cqe) == 0) {
-    struct uring_read *rd = io_uring_cqe_get_data (cqe);
+    struct uring_op *op = io_uring_cqe_get_data (cqe);
     int res = cqe->res;
 
     io_uring_cqe_seen (&u->ring, cqe);
-    read_back (u, rd, res);
+    op_back (u, op, res);
   }
   flush_touched (u);
 }
@@ -213,30 +264,83 @@ uring_free (struct loop *loop)
   loop->uring = NULL;
 }
 
+/* Queue req's operations (ops[0, n), linked in a chain if link). */
+static void
+issue (struct uring *u, struct request *req, unsigned n, bool link)
+{
+  req->host_ops = n;
+  req->host_err = 0;
+  req->write_failed = false;
+  req->sync_err = 0;
+  for (unsigned i = 0; i < n; i++)
+    prep_op (u, &req->ops[i], link && i + 1 < n);   /* room was checked */
+  u->inflight += n;
+}
+
+static bool
+has_room (struct uring *u, unsigned n)
+{
+  return u->inflight + n <= RING_ENTRIES
+    && io_uring_sq_space_left (&u->ring) >= n;
+}
+
 bool
 uring_read (struct loop *loop, struct request *req)
 {
   struct uring *u = loop->uring;
-  struct cache_host_read hr[URING_MAX_READS];
+  struct cache_host_read hr[URING_MAX_IO];
   unsigned n;
 
   if (u == NULL || req->conn->exp->uring_fd < 0)
     return false;
-  n = cache_io_reads (req->io, hr, URING_MAX_READS);
-  if (n == 0 || u->inflight + n > RING_ENTRIES
-      || io_uring_sq_space_left (&u->ring) < n)
+  n = cache_io_reads (req->io, hr, URING_MAX_IO);
+  if (n == 0 || !has_room (u, n))
     return false;
-  req->host_reads = n;
-  req->host_err = 0;
-  for (unsigned i = 0; i < n; i++) {
-    req->reads[i] = (struct uring_read) {
-      .req = req, .offset = hr[i].offset, .iov = hr[i].iov,
-      .niov = hr[i].niov,
+  for (unsigned i = 0; i < n; i++)
+    req->ops[i] = (struct uring_op) {
+      .req = req, .kind = URING_READ, .offset = hr[i].offset,
+      .iov = hr[i].iov, .niov = hr[i].niov,
     };
-    prep_read (u, &req->reads[i]);   /* room was checked */
-  }
-  u->inflight += n;
+  issue (u, req, n, false);
   __atomic_fetch_add (&req->conn->exp->uring_reads, 1, __ATOMIC_RELAXED);
+  return true;
+}
+
+bool
+uring_write (struct loop *loop, struct request *req)
+{
+  struct uring *u = loop->uring;
+  struct cache_host_read hw[URING_MAX_IO];
+  bool sync;
+  int n;
+  unsigned nops;
+
+  if (u == NULL || req->conn->exp->uring_fd < 0)
+    return false;
+  n = cache_io_writes (req->io, hw, URING_MAX_IO, &sync);
+  if (n < 0)
+    return false;
+  nops = n + sync;
+  if (nops == 0)
+    nops = 1;                   /* nothing left to do: a NOP replies */
+  if (!has_room (u, nops)) {
+    cache_io_writes_done (req->io, false, 0);   /* gives the blocks back */
+    return false;
+  }
+  for (int i = 0; i < n; i++)
+    req->ops[i] = (struct uring_op) {
+      .req = req, .kind = URING_WRITE, .offset = hw[i].offset,
+      .iov = hw[i].iov, .niov = hw[i].niov,
+    };
+  if (sync)
+    req->ops[n] = (struct uring_op) { .req = req, .kind = URING_SYNC };
+  else if (n == 0)
+    req->ops[0] = (struct uring_op) { .req = req, .kind = URING_NOP };
+  /* Linked: the sync starts once every write is done, and is
+   * cancelled if one fails.
+   */
+  issue (u, req, nops, true);
+  __atomic_fetch_add (&req->conn->exp->uring_writes, 1, __ATOMIC_RELAXED);
   return true;
 }
 
@@ -273,6 +377,14 @@ uring_free (struct loop *loop)
 
 bool
 uring_read (struct loop *loop, struct request *req)
+{
+  (void) loop;
+  (void) req;
+  return false;
+}
+
+bool
+uring_write (struct loop *loop, struct request *req)
 {
   (void) loop;
   (void) req;

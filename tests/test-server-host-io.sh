@@ -96,7 +96,10 @@ test "$(field worker_requests)" -ge 5000
 stop_server
 
 # commit=high: every write is in the host file (durably) before its
-# reply, done in one hop; the file is checked while the server runs.
+# reply, done in one hop (by default the write-back and the fdatasync
+# are linked io_uring requests; with noaiod an I/O thread does both);
+# the file is checked while the server runs.  test-daemon-enospc.sh has
+# the failing host writes.
 for mode in "" noaiod; do
     serve "commit=high${mode:+,$mode}"
     qemu-io -f raw -c 'write -P 0x33 4096 64k' -c 'write -P 0x44 1M 4k' \
@@ -108,5 +111,11 @@ for mode in "" noaiod; do
     stats
     test "$(field host_io_requests)" -ge 2
     test "$(field worker_requests)" -le 1     # qemu-io's FLUSH at exit
+    if [ -n "$mode" ] ||
+        grep -q 'io_uring: .*go through the I/O threads' "$tmp/server.log"; then
+        test "$(field uring_writes)" -eq 0
+    else
+        test "$(field uring_writes)" -ge 2     # write-back and sync linked
+    fi
     stop_server
 done
