@@ -263,6 +263,7 @@ dirty_unlink (struct shard *s, struct block *b)
     l->tail = b->dprev;
   b->dprev = b->dnext = NULL;
   l->count--;
+  s->ndirty--;
 }
 
 void
@@ -280,6 +281,7 @@ block_set_dirty (struct shard *s, struct block *b, uint8_t mask, uint64_t t)
       l->head = b;
     l->tail = b;
     l->count++;
+    s->ndirty++;
   }
   b->dirty |= mask;
   b->last_dirty_ms = t;
@@ -361,6 +363,12 @@ clock_victim (struct shard *s, struct cache_export *exp)
 {
   uint64_t steps = s->nresident * (cache.cfg.protect + 3);
 
+  /* Every block dirty: nothing to find, and a full sweep of a large
+   * shard on every allocation is what a write-heavy working set larger
+   * than the cache would pay otherwise.
+   */
+  if (s->ndirty >= s->nresident)
+    return NULL;
   while (s->hand && steps-- > 0) {
     struct block *b = s->hand;
     s->hand = b->cnext;

@@ -91,6 +91,7 @@ struct shard {
   uint64_t nbuckets;            /* power of 2 */
   struct block *hand;           /* CLOCK hand (ring of resident blocks) */
   uint64_t nresident;
+  uint64_t ndirty;              /* of them dirty (all exports) */
   struct block *free;           /* free blocks, chained by hnext */
 } __attribute__ ((aligned (64)));   /* no false sharing between shards */
 

@@ -408,6 +408,13 @@ device_fd (const struct device *dev)
 }
 
 bool
+device_is_dense (const struct device *dev)
+{
+  return dev->info.is_block_device
+    || atomic_load ((atomic_bool *) &dev->dense);
+}
+
+bool
 device_is_readonly (const struct device *dev)
 {
   return dev->readonly;

@@ -73,6 +73,11 @@ extern const char *device_name (const struct device *dev);   /* "lo0" */
  * it (io_uring), positional devices only.
  */
 extern int device_fd (const struct device *dev);
+/* No holes to report right now (a block device, or a file fully
+ * allocated when last looked at, with none punched since): every
+ * extent is data.
+ */
+extern bool device_is_dense (const struct device *dev);
 extern bool device_is_readonly (const struct device *dev);
 /* Opened O_SYNC: completed writes are already durable. */
 extern bool device_is_o_sync (const struct device *dev);

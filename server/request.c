@@ -841,10 +841,14 @@ decode_requests (struct connection *conn)
       return -1;
     }
     *req = r;
+    /* A large structured read reports holes (a worker looks for
+     * them), unless the host file has none.
+     */
     if (req->type == NBD_CMD_READ && req->count <= FASTPATH_MAX
         && request_host_io_threads
         && (!conn->structured || (req->flags & NBD_CMD_FLAG_DF)
-            || req->count < SPARSE_READ_MIN)
+            || req->count < SPARSE_READ_MIN
+            || (conn->exp->dev && device_is_dense (conn->exp->dev)))
         && read_one_hop (conn, req))
       continue;
     if (req->type == NBD_CMD_READ) {
