@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Shared body (test-vm-daemon-kill.sh, test-vm-plugin-kill.sh), sourced
+# with $frontend set: the server SIGKILLed while the kernel client uses
+# it, several times in one boot (guest-kill.sh).  Each time the guest's
+# device must fail with I/O errors (not hang), and after the server is
+# restarted and the device attached again, e2fsck replays the journal
+# and every file fsynced before a kill is intact.  At the end the host
+# file holds them all.  The caller sets $vm_commit (the blk commit=
+# level) and $vm_kill_rounds; delwri=30 keeps plain writes in the cache
+# for the whole run, so only the kernel's flushes (and FUA writes, at
+# commit=medium) make anything durable.
+source ./functions.sh
+set -e
+set -x
+
+requires_frontend "$frontend"
+source "$abs_top_srcdir/tests/vm/vm-functions.sh"
+requires e2fsck -V
+requires debugfs -V
+vm_requires
+make_tmpdir
+vm_net
+img="$tmp/disk.img"
+truncate -s 64M "$img"
+rounds=${NBDL_VM_KILL_ROUNDS:-$vm_kill_rounds}
+server_args=(loopback fd="$img" blk cache=16m,commit=$vm_commit,delwri=30)
+
+kills=0
+vm_host_request ()
+{
+    case $1 in
+    kill-server)
+        kill -KILL "$frontend_pid"
+        wait_frontend_exit
+        kills=$(( kills + 1 ))
+        vm_start_server "$frontend" "${server_args[@]}"
+        ;;
+    *) fail "unknown request '$1' from the guest" ;;
+    esac
+}
+
+vm_start_server "$frontend" "${server_args[@]}"
+vm_timeout=$(( 60 + 10 * rounds )) vm_run guest-kill.sh KILL_ROUNDS="$rounds" \
+    NBD_TIMEOUT=10 \
+    EXPECT_FUA=$([ "$vm_commit" = none ] && echo 0 || echo 1)
+stop_frontend
+test "$kills" -eq "$rounds" || fail "the server was killed $kills times, expected $rounds"
+vm_check_image "$img"
