@@ -408,6 +408,21 @@ if (@targets) {
 }
 
 # --- notes and commands
+# The host I/O group (bench/run writes its table itself).
+if (-s "$out/hostio.md") {
+    open my $h, '<', "$out/hostio.md" or die "$out/hostio.md: $!\n";
+    my @rows = <$h>;
+    close $h;
+    chomp @rows;
+    push @md, '## Host I/O: cold reads, working set > cache, durable writes', '',
+        'A fresh server for every sample (cold), nbd-loopback with `cache=64m` '
+        . '(16 times smaller than the file), against nbdkit file (with '
+        . '`--filter=fua fuamode=force` for durable writes) on the same file. '
+        . 'Medians of the rounds, (min-max); CPU/request is the server\'s '
+        . 'user+system time (/proc/PID/stat) over the requests served.', '',
+        @rows, '';
+}
+
 push @md, '## How each server was run', '';
 push @md, 'File `$W/disk.img` (random data), sockets in `$W`, a fresh directory in /dev/shm.  nbd-loopback\'s '
     . 'loopback options are order-dependent: `async,denyno` must come before `fd=` (after it they are silently '

@@ -281,7 +281,8 @@ block_set_dirty (struct shard *s, struct block *b, uint8_t mask, uint64_t t)
       l->head = b;
     l->tail = b;
     l->count++;
-    s->ndirty++;
+    if (++s->ndirty == cache.dirty_high)
+      flusher_kick_pressure ();
   }
   b->dirty |= mask;
   b->last_dirty_ms = t;

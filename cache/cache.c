@@ -94,6 +94,11 @@ cache_init (const struct blk_config *blk, bool start_flusher)
   if (cache.nshards == 0)
     cache.nshards = 1;
 
+  cache.dirty_high = cache.max_blocks / cache.nshards * 3 / 4;
+  cache.dirty_low = cache.max_blocks / cache.nshards / 2;
+  if (cache.dirty_high < 2)
+    cache.dirty_high = 2;
+
   for (unsigned i = 0; i < cache.nshards; i++) {
     struct shard *s = &cache.shards[i];
     uint64_t nb = hash_bytes / sizeof (struct block *) / cache.nshards;

@@ -319,6 +319,12 @@ extern void cache_set_clock (cache_clock_fn now_ms);
  * number of blocks written back, or -1 with errno if any failed.
  */
 extern int cache_writeback_due (void);
+/* What the flusher does when a shard's dirty blocks pass three
+ * quarters of its share of the cache: write back the oldest, whatever
+ * their deadline, down to half.  Returns the number of blocks written
+ * back, or -1 if any failed.
+ */
+extern int cache_writeback_pressure (void);
 
 /* The cache block size (bytes).  Exported for tests. */
 #define CACHE_BLOCK_SIZE 4096

@@ -746,9 +746,12 @@ flusher_thread (void *arg)
     }
     if (cache.bg_stop)
       break;
-    cache.flush_kick = false;
+    bool pressure = cache.pressure_kick;
+    cache.flush_kick = cache.pressure_kick = false;
     unlock_or_abort (&cache.bg_lock);
     cache_writeback_due ();
+    if (pressure)
+      cache_writeback_pressure ();
     lock_or_abort (&cache.bg_lock);
   }
   unlock_or_abort (&cache.bg_lock);
@@ -796,4 +799,51 @@ flusher_kick (void)
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.bg_lock);
   cache.flush_kick = true;
   pthread_cond_broadcast (&cache.bg_cond);
+}
+
+void
+flusher_kick_pressure (void)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.bg_lock);
+  cache.flush_kick = cache.pressure_kick = true;
+  pthread_cond_broadcast (&cache.bg_cond);
+}
+
+/* Shards over dirty_high: write back their oldest dirty blocks, of
+ * every export, until they are down to dirty_low (or nothing more can
+ * be written now).  Earlier than delwri= asks, which is allowed: it is
+ * the latest a block may stay dirty.
+ */
+int
+cache_writeback_pressure (void)
+{
+  uint64_t total = 0;
+  int r = 0;
+
+  pthread_rwlock_rdlock (&exports_rwlock);
+  for (unsigned i = 0; i < cache.nshards; i++) {
+    struct shard *s = &cache.shards[i];
+    bool progress = true;
+
+    for (;;) {
+      uint64_t ndirty;
+
+      lock_or_abort (&s->lock);
+      ndirty = s->ndirty;
+      unlock_or_abort (&s->lock);
+      if (!progress || ndirty <= cache.dirty_low)
+        break;
+      progress = false;
+      for (struct cache_export *exp = cache.exports; exp; exp = exp->next) {
+        uint64_t n = 0;
+
+        if (writeback (exp, WB_ROOM, 0, 0, s, &n) == -1)
+          r = -1;
+        total += n;
+        progress |= n > 0;
+      }
+    }
+  }
+  pthread_rwlock_unlock (&exports_rwlock);
+  return r == -1 ? -1 : (int) (total > INT32_MAX ? INT32_MAX : total);
 }

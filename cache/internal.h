@@ -145,6 +145,11 @@ struct cache {
   unsigned nshards;
   struct shard shards[MAX_SHARDS];
   uint64_t max_blocks;          /* data blocks that fit in cache= */
+  /* Dirty blocks of a shard above which the flusher writes back the
+   * oldest before their deadline, down to dirty_low: a writer should
+   * find a clean block to replace, not wait for a write-back.
+   */
+  uint64_t dirty_high, dirty_low;
   uint64_t pinned;              /* atomic: pins held (cache_read_pinned) */
   uint64_t max_pinned;          /* at most this many, so room stays */
   uint64_t overhead_bytes;      /* hash tables and the like */
@@ -162,6 +167,7 @@ struct cache {
   pthread_cond_t bg_cond;
   bool bg_stop;
   bool flush_kick;
+  bool pressure_kick;           /* a shard went over dirty_high */
   bool flusher_running;
   pthread_t flusher;
 };
@@ -272,6 +278,8 @@ extern void exports_write_unlock (void);
 extern int flusher_start (void);
 extern void flusher_stop (void);
 extern void flusher_kick (void);
+/* A shard went over dirty_high (any lock may be held). */
+extern void flusher_kick_pressure (void);
 /* Take (and clear) the export's pending write-back error. */
 extern int take_error (struct cache_export *exp);
 extern void record_error (struct cache_export *exp, int err);
