@@ -19,7 +19,7 @@ img="$tmp/disk.img"
 truncate -s 128M "$img"
 
 vm_start_server "$frontend" loopback fd="$img" blk cache=16m
-vm_run guest-multiconn.sh
+vm_smp=2 vm_run guest-multiconn.sh
 stop_frontend
 
 if [ "$frontend" = daemon ]; then

@@ -167,6 +167,10 @@ vm_run ()
 {
     local script=$1 kv bound start now line n=0 status
     shift
+    # One CPU under TCG unless the test asks for more ($vm_smp): the
+    # suite runs two tests at once on two cores.
+    local smp=${vm_smp:-2}
+    [ "$vm_slow" = 1 ] && smp=${vm_smp:-1}
     bound=${vm_timeout:-60}
     [ "$vm_slow" = 1 ] && bound=$(( bound * 4 ))
     local d="$tmp/vm-run"
@@ -190,7 +194,7 @@ vm_run ()
     start=$SECONDS
     timeout -k 5 "$bound" ip netns exec "$vm_ns" qemu-system-x86_64 \
         -nodefaults -no-user-config -display none -no-reboot \
-        "${vm_accel_args[@]}" -smp 2 -m 512 \
+        "${vm_accel_args[@]}" -smp "$smp" -m 512 \
         -kernel "$vm_imgdir/vmlinuz" -initrd "$d/initrd.gz" \
         -append "console=ttyS0 panic=-1 quiet" \
         -chardev file,id=con,path="$vm_console" -serial chardev:con \
