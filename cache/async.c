@@ -137,6 +137,115 @@ cache_read_start (struct cache_export *exp, void *buf, uint64_t count,
 }
 
 int
+cache_read_start_pinned (struct cache_export *exp, uint64_t count,
+                         uint64_t offset, struct iovec *iov, size_t max_iov,
+                         size_t *niov, struct cache_pin **pins,
+                         size_t *npins, struct cache_io **iop)
+{
+  uint64_t first, last, nblocks;
+  struct shard *held = NULL;
+  struct cache_io *io;
+  size_t ni = 0, np = 0;
+  unsigned n = 0;
+
+  *niov = *npins = 0;
+  *iop = NULL;
+  if (check_range (exp, count, offset, EINVAL) == -1)
+    return -1;
+  if (count == 0)
+    return 1;
+  if (!may_skip_revalidation (exp))
+    return 0;
+
+  first = offset / CACHE_BLOCK_SIZE;
+  last = (offset + count - 1) / CACHE_BLOCK_SIZE;
+  nblocks = last - first + 1;
+  /* The same budget as cache_read_pinned: most of the cache stays
+   * free to replace.
+   */
+  if (__atomic_add_fetch (&cache.pinned, nblocks, __ATOMIC_RELAXED)
+      > cache.max_pinned) {
+    __atomic_sub_fetch (&cache.pinned, nblocks, __ATOMIC_RELAXED);
+    return 0;
+  }
+  io = malloc (sizeof *io + nblocks * (sizeof io->blocks[0]
+                                       + sizeof io->iov[0]));
+  if (io == NULL) {
+    __atomic_sub_fetch (&cache.pinned, nblocks, __ATOMIC_RELAXED);
+    return -1;
+  }
+  io->iov = (struct iovec *) &io->blocks[nblocks];
+
+  for (uint64_t idx = first; idx <= last; idx++) {
+    uint32_t lo, hi;
+    uint8_t need;
+    struct shard *s = shard_of (exp, idx);
+    struct block *b;
+    char *p;
+
+    block_span (idx, offset, count, &lo, &hi);
+    need = sectors_touched (lo, hi);
+    hold_shard (&held, s);
+    b = block_lookup (s, exp, idx);
+    if (b && (b->valid & need) == need) {
+      block_reference (s, b);
+      EXP_SHARD (exp, s)->hits++;
+    }
+    else {
+      if (b == NULL)
+        b = block_alloc (s, exp, idx);
+      if (b == NULL || b->busy || b->valid != 0)
+        goto give_up;
+      b->busy |= BUSY_READ;
+      io->blocks[n++] = b;
+    }
+    p = b->data + lo;
+    if (ni > 0 && (char *) iov[ni - 1].iov_base + iov[ni - 1].iov_len == p)
+      iov[ni - 1].iov_len += hi - lo;
+    else if (ni == max_iov)
+      goto give_up;
+    else
+      iov[ni++] = (struct iovec) { .iov_base = p, .iov_len = hi - lo };
+    __atomic_add_fetch (&b->pins, 1, __ATOMIC_RELAXED);
+    pins[np++] = (struct cache_pin *) b;
+  }
+  {
+    struct shard *s = shard_of (exp, last);
+    hold_shard (&held, s);
+    EXP_SHARD (exp, s)->read_requests++;
+    EXP_SHARD (exp, s)->read_bytes += count;
+  }
+  release_shard (&held);
+  readahead_note (exp, offset, count);
+  *niov = ni;
+  *npins = np;
+  if (n == 0) {
+    free (io);
+    return 1;
+  }
+  io->exp = exp;
+  io->kind = IO_KIND_READ;
+  io->offset = offset;
+  io->count = count;
+  io->dest = NULL;              /* the reply is sent from the blocks */
+  io->n = n;
+  *iop = io;
+  return 2;
+
+ give_up:
+  /* Blocks taken are dropped (orphans while pinned: the unpin frees
+   * them); the budget not used by a pin is given back here, the rest
+   * by cache_unpin.
+   */
+  release_shard (&held);
+  release_blocks (exp, io->blocks, n);
+  cache_unpin (pins, np);
+  __atomic_sub_fetch (&cache.pinned, nblocks - np, __ATOMIC_RELAXED);
+  free (io);
+  return 0;
+}
+
+int
 cache_write_start (struct cache_export *exp, const void *buf, uint64_t count,
                    uint64_t offset, unsigned flags, struct cache_io **iop)
 {

@@ -47,6 +47,7 @@
 #include "iothreads.h"
 
 struct cache_export;
+struct cache_pin;
 struct iovec;
 
 /* Flags of cache_write, cache_zero and cache_trim. */
@@ -197,6 +198,19 @@ struct cache_io;
 extern int cache_read_start (struct cache_export *exp, void *buf,
                              uint64_t count, uint64_t offset,
                              struct cache_io **io);
+/* cache_read_start for replies sent straight from the cache (see
+ * cache_read_pinned): every block of the range, resident or to be
+ * filled, is pinned and described in iov; nothing is copied.  Once
+ * cache_io_run or cache_io_finish has succeeded the iovecs hold the
+ * data; send it, then cache_unpin.  On failure of the I/O, unpin too.
+ * Returns like cache_read_start (0 also when too much of the cache is
+ * pinned already).
+ */
+extern int cache_read_start_pinned (struct cache_export *exp,
+                                    uint64_t count, uint64_t offset,
+                                    struct iovec *iov, size_t max_iov,
+                                    size_t *niov, struct cache_pin **pins,
+                                    size_t *npins, struct cache_io **io);
 extern int cache_write_start (struct cache_export *exp, const void *buf,
                               uint64_t count, uint64_t offset,
                               unsigned flags, struct cache_io **io);

@@ -549,13 +549,37 @@ static bool
 read_one_hop (struct connection *conn, struct request *req)
 {
   struct outmsg *msg;
-  int r;
+  int r = 0;
 
-  req->msg = reply_read_inline (req, conn->structured, &req->msg_data);
-  if (req->msg == NULL)
-    return false;               /* the worker path reports ENOMEM */
-  r = cache_read_start (conn->exp->ce, req->msg_data, req->count,
-                        req->offset, &req->io);
+  /* A large one is sent from the cache's blocks, pinned. */
+  if (req->count >= FASTPATH_PIN_MIN) {
+    size_t pins = CACHE_PINS_FOR ((uint64_t) req->count, req->offset);
+    size_t niov, npins;
+
+    msg = reply_read_pinned (req, conn->structured, pins);
+    if (msg) {
+      r = cache_read_start_pinned (conn->exp->ce, req->count, req->offset,
+                                   msg->iov + msg->niov,
+                                   msg->max_iov - msg->niov, &niov,
+                                   msg->pins, &npins, &req->io);
+      if (r == 0 || r == -1)
+        outmsg_free (msg);
+      else {
+        msg->niov += niov;
+        msg->npins = npins;
+        req->msg = msg;
+        __atomic_fetch_add (&conn->exp->zero_copy_reads, 1,
+                            __ATOMIC_RELAXED);
+      }
+    }
+  }
+  if (r == 0) {
+    req->msg = reply_read_inline (req, conn->structured, &req->msg_data);
+    if (req->msg == NULL)
+      return false;             /* the worker path reports ENOMEM */
+    r = cache_read_start (conn->exp->ce, req->msg_data, req->count,
+                          req->offset, &req->io);
+  }
   switch (r) {
   case 0:
     return false;

@@ -88,6 +88,7 @@ if ! grep -q 'io_uring: .*go through the I/O threads' "$tmp/server.log"; then
     test "$(field uring_reads)" -ge 80          # of 96
 fi
 test "$(field host_io_requests)" -ge 80
+test "$(field zero_copy_reads)" -ge 80       # sent from the blocks
 truncated
 stop_server
 

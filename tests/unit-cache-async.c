@@ -269,6 +269,67 @@ test_error (void)
   fake_free (fk);
 }
 
+/* Large reads are sent from the blocks: pinned, filled, never copied. */
+static void
+test_pinned (void)
+{
+  struct fake *fk = new_fake (true);
+  struct cache_export *exp;
+  struct cache_io *io, *io2;
+  struct iovec iov[40];
+  struct cache_pin *pins[40], *pins2[40];
+  size_t niov, npins, niov2, npins2, got;
+
+  printf ("pinned\n");
+  test_cache_init ("cache=1m,commit=medium,nora", false);
+  assert (iothreads_start (1) == 0);
+  exp = test_open (fk);
+
+  /* Block 5 resident; 4..11 read, from byte 100 of block 4. */
+  assert (cache_read (exp, back, BLK, 5 * BLK) == 0);
+  assert (cache_read_start_pinned (exp, 8 * BLK - 100, 4 * BLK + 100, iov,
+                                   40, &niov, pins, &npins, &io) == 2);
+  assert (npins == 8);
+  /* A pending fill's blocks: another pinned read gives up, pinning
+   * nothing.
+   */
+  assert (cache_read_start_pinned (exp, BLK, 6 * BLK, iov + 20, 20, &niov2,
+                                   pins2, &npins2, &io2) == 0);
+  assert (npins2 == 0 && io2 == NULL);
+  assert (run_on_iothread (io, NULL) == 0);
+  got = 0;
+  for (size_t i = 0; i < niov; i++) {
+    assert (memcmp (iov[i].iov_base, image + 4 * BLK + 100 + got,
+                    iov[i].iov_len) == 0);
+    got += iov[i].iov_len;
+  }
+  assert (got == 8 * BLK - 100);
+  cache_unpin (pins, npins);
+  assert (test_stats (exp).resident_blocks == 8);
+
+  /* A failed fill: the reply is an error; the unpin frees the blocks. */
+  fake_set_fault (fk, FAKE_PREAD, &(struct fake_fault) {
+      .err = EIO, .times = 1 });
+  assert (cache_read_start_pinned (exp, 4 * BLK, 60 * BLK, iov, 40, &niov,
+                                   pins, &npins, &io) == 2);
+  errno = 0;
+  assert (run_on_iothread (io, NULL) == -1 && errno == EIO);
+  cache_unpin (pins, npins);
+  assert (test_stats (exp).resident_blocks == 8);
+  /* ... and the next read succeeds. */
+  assert (cache_read_start_pinned (exp, 4 * BLK, 60 * BLK, iov, 40, &niov,
+                                   pins, &npins, &io) == 2);
+  assert (run_on_iothread (io, NULL) == 0);
+  assert (niov >= 1 && memcmp (iov[0].iov_base, image + 60 * BLK,
+                               iov[0].iov_len) == 0);
+  cache_unpin (pins, npins);
+
+  cache_export_close (exp);
+  cache_shutdown ();
+  iothreads_stop ();
+  fake_free (fk);
+}
+
 /* Durable writes: in the cache on the caller, durable on the thread. */
 static void
 test_durable (void)
@@ -327,6 +388,7 @@ main (void)
   test_one_hop (false);
   test_busy ();
   test_error ();
+  test_pinned ();
   test_durable ();
   printf ("ok\n");
   return 0;
