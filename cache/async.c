@@ -136,20 +136,25 @@ cache_read_start (struct cache_export *exp, void *buf, uint64_t count,
   return 2;
 }
 
-int
-cache_read_start_pinned (struct cache_export *exp, uint64_t count,
-                         uint64_t offset, struct iovec *iov, size_t max_iov,
-                         size_t *niov, struct cache_pin **pins,
-                         size_t *npins, struct cache_io **iop)
+/* The walk of cache_read_pinned and cache_read_start_pinned: pin
+ * every block of the range and describe it in iov; a block that holds
+ * nothing yet is taken to be filled if iop is set, else the walk gives
+ * up.
+ */
+static int
+pinned_walk (struct cache_export *exp, uint64_t count, uint64_t offset,
+             struct iovec *iov, size_t max_iov, size_t *niov,
+             struct cache_pin **pins, size_t *npins, struct cache_io **iop)
 {
   uint64_t first, last, nblocks;
   struct shard *held = NULL;
-  struct cache_io *io;
+  struct cache_io *io = NULL;
   size_t ni = 0, np = 0;
   unsigned n = 0;
 
   *niov = *npins = 0;
-  *iop = NULL;
+  if (iop)
+    *iop = NULL;
   if (check_range (exp, count, offset, EINVAL) == -1)
     return -1;
   if (count == 0)
@@ -168,13 +173,15 @@ cache_read_start_pinned (struct cache_export *exp, uint64_t count,
     __atomic_sub_fetch (&cache.pinned, nblocks, __ATOMIC_RELAXED);
     return 0;
   }
-  io = malloc (sizeof *io + nblocks * (sizeof io->blocks[0]
-                                       + sizeof io->iov[0]));
-  if (io == NULL) {
-    __atomic_sub_fetch (&cache.pinned, nblocks, __ATOMIC_RELAXED);
-    return -1;
+  if (iop) {
+    io = malloc (sizeof *io + nblocks * (sizeof io->blocks[0]
+                                         + sizeof io->iov[0]));
+    if (io == NULL) {
+      __atomic_sub_fetch (&cache.pinned, nblocks, __ATOMIC_RELAXED);
+      return -1;
+    }
+    io->iov = (struct iovec *) &io->blocks[nblocks];
   }
-  io->iov = (struct iovec *) &io->blocks[nblocks];
 
   for (uint64_t idx = first; idx <= last; idx++) {
     uint32_t lo, hi;
@@ -192,6 +199,8 @@ cache_read_start_pinned (struct cache_export *exp, uint64_t count,
       EXP_SHARD (exp, s)->hits++;
     }
     else {
+      if (io == NULL)
+        goto give_up;           /* hits only */
       if (b == NULL)
         b = block_alloc (s, exp, idx);
       if (b == NULL || b->busy || b->valid != 0)
@@ -238,11 +247,22 @@ cache_read_start_pinned (struct cache_export *exp, uint64_t count,
    * by cache_unpin.
    */
   release_shard (&held);
-  release_blocks (exp, io->blocks, n);
+  if (io)
+    release_blocks (exp, io->blocks, n);
   cache_unpin (pins, np);
   __atomic_sub_fetch (&cache.pinned, nblocks - np, __ATOMIC_RELAXED);
   free (io);
   return 0;
+}
+
+int
+cache_read_start_pinned (struct cache_export *exp, uint64_t count,
+                         uint64_t offset, struct iovec *iov, size_t max_iov,
+                         size_t *niov, struct cache_pin **pins,
+                         size_t *npins, struct cache_io **iop)
+{
+  return pinned_walk (exp, count, offset, iov, max_iov, niov, pins, npins,
+                      iop);
 }
 
 int

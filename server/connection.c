@@ -274,11 +274,15 @@ conn_request_done (struct connection *conn, struct request *req,
   conn_request_back (conn, req, reply, true);
 }
 
-void
-conn_request_back (struct connection *conn, struct request *req,
-                   struct outmsg *reply, bool send_here)
+/* A request in flight is done (conn->lock held): count it out and
+ * queue its reply.  Returns true if the loop must look at the
+ * connection for more than sending (it died, reading may resume, a
+ * closing connection has nothing left in flight).
+ */
+static bool
+request_back_locked (struct connection *conn, struct request *req,
+                     struct outmsg *reply)
 {
-  lock_or_abort (&conn->lock);
   conn->inflight--;
   conn->buffered -= req->acct;
   req->acct = 0;
@@ -294,16 +298,26 @@ conn_request_back (struct connection *conn, struct request *req,
   else {
     conn->buffered += reply->acct;
     append_locked (conn, reply);
-    if (send_here && conn->out_head == reply
-        && conn->ops->send_from_any_thread)
-      flush_locked (conn);
   }
+  return conn->dead || (conn->read_paused && under_limits_locked (conn))
+    || (conn->inflight == 0 && conn->phase_closing);
+}
+
+void
+conn_request_back (struct connection *conn, struct request *req,
+                   struct outmsg *reply, bool send_here)
+{
+  bool check;
+
+  lock_or_abort (&conn->lock);
+  check = request_back_locked (conn, req, reply);
+  if (send_here && !conn->dead && conn->out_head == reply
+      && conn->ops->send_from_any_thread)
+    flush_locked (conn);
   if (conn->out_head)
     conn->want_write = true;
   /* Wake the loop only when it has something to do. */
-  if (conn->dead || conn->want_write
-      || (conn->read_paused && under_limits_locked (conn))
-      || (conn->inflight == 0 && conn->phase_closing))
+  if (check || conn->want_write)
     loop_attention (conn->loop, conn);
   unlock_or_abort (&conn->lock);
   /* conn may be freed from here on. */
@@ -319,23 +333,7 @@ conn_request_back_loop (struct connection *conn, struct request *req,
   bool check;
 
   lock_or_abort (&conn->lock);
-  conn->inflight--;
-  conn->buffered -= req->acct;
-  req->acct = 0;
-  if (reply == NULL && !conn->dead) {
-    log_error ("conn %" PRIu64 ": no memory for a reply: dropping the "
-               "connection", conn->id);
-    conn->dead = true;
-    drop_output_locked (conn);
-  }
-  if (conn->dead)
-    outmsg_free (reply);
-  else {
-    conn->buffered += reply->acct;
-    append_locked (conn, reply);
-  }
-  check = conn->dead || (conn->read_paused && under_limits_locked (conn))
-    || (conn->inflight == 0 && conn->phase_closing);
+  check = request_back_locked (conn, req, reply);
   unlock_or_abort (&conn->lock);
   request_free (req);
   /* Not here: the caller may be in the middle of this connection. */
