@@ -250,13 +250,6 @@ io_run (struct io_request *req)
   return 0;
 }
 
-unsigned
-iothreads_running (void)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&queue_lock);
-  return nr_running;
-}
-
 uint64_t
 iothreads_handoffs (void)
 {

@@ -72,9 +72,6 @@ extern void io_submit (struct io_request *req);
  */
 extern int io_run (struct io_request *req);
 
-/* I/O threads running now (0: io_submit runs requests in the caller). */
-extern unsigned iothreads_running (void);
-
 /* Requests io_submit handed to an I/O thread so far (statistics, and
  * tests counting the handoffs of a request).
  */
