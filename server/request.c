@@ -10,9 +10,14 @@
  *   is answered on the loop thread, with no handoff: small ones copied
  *   by cache_read_nowait, large ones (FASTPATH_PIN_MIN and up) sent
  *   straight from the cache's blocks, pinned by cache_read_pinned;
- * - everything else that may wait for host I/O (cache misses, writes,
- *   flushes, zeroes, trims, prefetch, block status) runs on a worker,
- *   which sends the reply itself (connection.c).
+ * - a READ it does not hold (without holes to report) and a WRITE that
+ *   must be durable before its reply are one hop: the loop does the
+ *   cache's part and the host I/O goes to its io_uring (uring.c) or,
+ *   without one, to an I/O thread (host_io_done);
+ * - everything else that may wait for host I/O (flushes, zeroes, trims,
+ *   prefetch, block status, larger or sparse reads, everything with
+ *   nio=0) runs on a worker, which sends the reply itself
+ *   (connection.c).
  *
  * Replies may therefore leave in any order.  A refused WRITE's payload
  * is still read and thrown away so the stream stays in step; a request
