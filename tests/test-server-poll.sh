@@ -17,7 +17,9 @@ for poll in 50 100000 0; do
     start_server_unix --poll "$poll" loopback fd="$tmp/disk.img"
     qemu-io -f raw "$(nbd_uri lo0)" -c 'write -P 0x11 0 1M' \
         -c 'read -P 0x11 0 1M' > "$tmp/out"
-    ! grep -q 'Pattern verification failed' "$tmp/out"
+    if grep -q 'Pattern verification failed' "$tmp/out"; then
+        fail "qemu-io read back the wrong data"
+    fi
     # 100 ms after the last request, 2 s of idleness: at most 0.1 s of
     # CPU.  A loop that kept polling would use the whole 2 s.
     sleep 0.2

@@ -58,7 +58,9 @@ qemu-io -f raw "$uri" \
     -c 'write -z 8M 1M' -c 'read -P 0 8M 1M' \
     -c 'write -P 0xa7 16M 65536' -c 'read -P 0xa7 16M 65536' > "$tmp/qemu-io.out"
 grep -q 'read 1048576/1048576 bytes' "$tmp/qemu-io.out"
-! grep -q 'Pattern verification failed' "$tmp/qemu-io.out"
+if grep -q 'Pattern verification failed' "$tmp/qemu-io.out"; then
+    fail "qemu-io read back the wrong data"
+fi
 wait "$copy_pid"
 # What no write touched came through the concurrent copy unchanged.
 cmp <(tail -c +$((17 * 1024 * 1024 + 1)) "$tmp/data") \
@@ -94,13 +96,17 @@ start_server_unix --stats-file "$tmp/stats.json" \
     loopback fd="$tmp/disk.img" blk cache=2m,delwri=60
 qemu-io -f raw "$uri" -c 'write -P 0x33 0 1M' \
     -c 'read -P 0x33 0 1M' -c 'read -P 0x33 0 1M' > "$tmp/qemu-io.out"
-! grep -q 'Pattern verification failed' "$tmp/qemu-io.out"
+if grep -q 'Pattern verification failed' "$tmp/qemu-io.out"; then
+    fail "qemu-io read back the wrong data"
+fi
 stats
 test "$(field lo0 zero_copy_reads)" = 0
 test "$(field lo0 hits)" -ge 512
 qemu-io -f raw "$uri" -c 'read -P 0x33 0 256k' -c 'read -P 0x33 256k 256k' \
     > "$tmp/qemu-io.out"
-! grep -q 'Pattern verification failed' "$tmp/qemu-io.out"
+if grep -q 'Pattern verification failed' "$tmp/qemu-io.out"; then
+    fail "qemu-io read back the wrong data"
+fi
 stats
 test "$(field lo0 zero_copy_reads)" = 2
 stop_server

@@ -42,4 +42,6 @@ start_server_unix loopback fd="$tmp/disk.img" blk cache=256m,delwri=60
 dirty_it
 stop_server
 cat "$tmp/server.log"
-! grep -q 'writing back:\|statistics:' "$tmp/server.log"
+if grep -q 'writing back:\|statistics:' "$tmp/server.log"; then
+    fail "progress or statistics logged without -v"
+fi

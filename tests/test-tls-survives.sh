@@ -23,12 +23,17 @@ start_server_unix -v --tls=require --tls-certificates="$tmp/pki" \
 good () { test "$(nbdinfo --size "$(nbd_tls_uri "$tmp/pki")")" = 67108864; }
 good
 
-! nbdinfo --size "$(nbd_uri)"
+if nbdinfo --size "$(nbd_uri)"; then
+    fail "nbdinfo without TLS was served by a --tls=require server"
+fi
 good
 # The client does not trust our CA and hangs up after the handshake.
 # (libnbd checks no certificate over a Unix socket, qemu does.)
-! qemu-img info --object "tls-creds-x509,id=tls0,endpoint=client,dir=$tmp/other" \
+if qemu-img info --object "tls-creds-x509,id=tls0,endpoint=client,dir=$tmp/other" \
     --image-opts "driver=nbd,path=$sock,export=lo0,tls-creds=tls0,tls-hostname=localhost"
+then
+    fail "qemu-img trusted a certificate from another CA"
+fi
 good
 ./client-tls-raw "$sock" starttls-early
 good

@@ -25,7 +25,9 @@ chmod 755 "$tmp"
 start_server_unix --tls=require --tls-certificates="$tmp/pki" \
     --tls-psk="$tmp/pki/keys.psk" loopback user=nobody,fd="$tmp/disk.img"
 grep -E "^Uid:\s+$uid\s+$uid\s+$uid\s+$uid$" /proc/$server_pid/status
-! ls -l /proc/$server_pid/fd | grep -q "$tmp/pki"
+if ls -l /proc/$server_pid/fd | grep -q "$tmp/pki"; then
+    fail "the server still holds a file of the PKI directory open"
+fi
 test "$(nbdinfo --size "$(nbd_tls_uri "$tmp/pki")")" = 16777216
 test "$(nbdinfo --size "$(nbd_psk_uri "$tmp/pki/keys.psk" alice)")" = 16777216
 stop_server
