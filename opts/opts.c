@@ -335,6 +335,25 @@ opts_finish (struct opts *o, char **err)
     goto fail;
   }
 
+  /* A trailing 'ro' is the one that cannot stay a warning: the file
+   * it was meant for would be served writable.
+   */
+  if (o->current.access == ACCESS_RO && !cfg->blk.readonly &&
+      (o->nr_exports == 0 ||
+       o->exports[o->nr_exports - 1].modes.access != ACCESS_RO)) {
+    if (o->nr_exports == 0)
+      opts_error (err, "loopback option 'ro' applies to no export: it "
+                  "makes the fd= after it read-only (e.g. 'loopback "
+                  "ro,fd=/path/to/disk.img'); for every export and the "
+                  "RAM disk, write 'blk ro'");
+    else
+      opts_error (err, "loopback option 'ro' comes after the last fd= and "
+                  "would leave %s writable: order-dependent options apply "
+                  "to the fd= after them, so write 'loopback ro,fd=%s'",
+                  o->exports[o->nr_exports - 1].path,
+                  o->exports[o->nr_exports - 1].path);
+    goto fail;
+  }
   cfg->nio = o->nio;
   cfg->prefix = strdup (prefix);
   cfg->have_user = o->have_user;

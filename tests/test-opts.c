@@ -71,6 +71,15 @@ static const struct test_case cases[] = {
     { "lo0.access=ro", "lo0.deny=denyno", "lo0.io=probe" },
     "'seek' comes after the last fd=" },
   { "loopback fd=/a,async", NULL, { "lo0.sync=sync" }, "'async' comes after" },
+  /* A trailing ro would leave the file writable: refused. */
+  { "loopback fd=/a,ro", "would leave /a writable: order-dependent "
+    "options apply to the fd= after them, so write 'loopback ro,fd=/a'" },
+  { "loopback ro,fd=/a,rw,fd=/b,ro,blksz=512", "would leave /b writable" },
+  { "loopback ro blk ramdisk=1m", "'ro' applies to no export" },
+  { "loopback ro,fd=/a,ro", NULL, { "lo0.access=ro" }, "'ro' comes after" },
+  { "loopback fd=/a,ro blk ro", NULL, { "lo0.access=ro", "readonly=1" },
+    "'ro' comes after" },
+  { "loopback fd=/a,prefix=qvm", NULL, { "qvm0.path=/a" } },
   { "blk automount=+fd0:/dos/a:dos,automount=+fd0:/fd:qnx4 loopback fd=/img",
     NULL, { "lo0.path=/img" } },
   { "blk cache=512k loopback fd=/img", NULL, { "cache=524288" } },
