@@ -187,7 +187,8 @@ ram_close (void *h)
 }
 
 struct cache_export *
-cache_export_open_ram (const char *name, uint64_t size, uint32_t sector)
+cache_export_open_ram (const char *name, uint64_t size, uint32_t sector,
+                       bool readonly)
 {
   struct ram *ram = calloc (1, sizeof *ram);
   struct cache_backend be;
@@ -205,7 +206,7 @@ cache_export_open_ram (const char *name, uint64_t size, uint32_t sector)
   ram->size = size;
   pthread_mutex_init (&ram->lock, NULL);
   be = (struct cache_backend) {
-    .name = name, .size = size, .blksz = sector, .readonly = false,
+    .name = name, .size = size, .blksz = sector, .readonly = readonly,
     .durable_writes = true, .can_revalidate = false, .handle = ram,
     .pread = ram_pread, .pwrite = ram_pwrite, .flush = ram_flush,
     .trim = ram_trim, .zero = ram_zero, .close = ram_close,

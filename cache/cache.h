@@ -121,10 +121,12 @@ extern struct cache_export *cache_export_open (struct device *dev);
 
 /* An export over memory (blk ramdisk=): size bytes, zeroed.  Its data
  * lives in the backend; cached blocks of it are never dirty for long.
+ * readonly (blk ro) refuses writes as a read-only file does.
  */
 extern struct cache_export *cache_export_open_ram (const char *name,
                                                    uint64_t size,
-                                                   uint32_t sector);
+                                                   uint32_t sector,
+                                                   bool readonly);
 
 /* Write back everything dirty of the export (durably), then forget
  * it.  Returns the first write-back error; the export is freed anyway.

@@ -217,7 +217,7 @@ loopback_get_ready (void)
   if (cfg->blk.ramdisk) {
     struct cache_export *exp =
       cache_export_open_ram ("ram0", cfg->blk.ramdisk,
-                             cfg->blk.ramdisk_sector);
+                             cfg->blk.ramdisk_sector, cfg->blk.readonly);
     if (exp == NULL || add_export ("ram0", NULL, exp, NULL) == -1)
       return -1;
   }

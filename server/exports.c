@@ -90,7 +90,8 @@ exports_open_cache (const struct config *cfg)
     }
     else
       exp->ce = cache_export_open_ram (exp->name, cfg->blk.ramdisk,
-                                       cfg->blk.ramdisk_sector);
+                                       cfg->blk.ramdisk_sector,
+                                       cfg->blk.readonly);
     if (exp->ce == NULL) {
       log_error ("%s: opening the cache export: %m", exp->name);
       return -1;

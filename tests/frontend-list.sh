@@ -68,3 +68,29 @@ grep -E 'export-size: 67108864 ' "$tmp/list.txt"
 test "$(jq -r '.exports | length' "$tmp/default.json")" = 1
 test "$(jq -r '.exports[0]."export-name"' "$tmp/default.json")" = lo0
 test "$(jq -r '.exports[0]."export-size"' "$tmp/default.json")" = 67108864
+
+# blk ro makes every export read-only, the RAM disk too: writes fail
+# and the host file is unchanged.
+cmp -n 4096 "$tmp/disk.img" /dev/zero
+run_frontend "$frontend" '
+    nbdinfo --list --json "$uri" > "$tmp/ro.json" &&
+    for e in lo0 ram0; do
+        if /usr/bin/python3 -c "
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+try:
+    h.pwrite(b\"x\" * 512, 0)
+except nbd.Error as e:
+    print(\"refused:\", e)
+    sys.exit(0)
+sys.exit(1)" "nbd+unix:///$e?socket=$unixsocket"; then :; else
+            echo "write to $e was accepted"; exit 1
+        fi
+    done' \
+    loopback fd="$tmp/disk.img" blk ro,cache=16m,ramdisk=8m
+cat "$tmp/ro.json"
+for e in lo0 ram0; do
+    test "$(jq -r --arg n $e '.exports[] | select(."export-name" == $n) | .is_read_only' "$tmp/ro.json")" = true
+done
+cmp -n 4096 "$tmp/disk.img" /dev/zero

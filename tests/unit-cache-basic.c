@@ -346,7 +346,7 @@ test_ram_and_device (void)
   printf ("memory and device exports\n");
   test_cache_init ("cache=256k,delwri=2", false);
 
-  exp = cache_export_open_ram ("ram0", size, 512);
+  exp = cache_export_open_ram ("ram0", size, 512, false);
   assert (exp);
   assert (cache_export_size (exp) == size);
   assert (cache_read (exp, buf, size, 0) == 0);
