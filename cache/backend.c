@@ -99,6 +99,7 @@ device_backend (struct device *dev, struct cache_backend *be)
     .name = device_name (dev),
     .size = info->size,
     .blksz = info->blksz,
+    .preferred = info->preferred_blksz,
     .readonly = device_is_readonly (dev),
     .durable_writes = device_is_o_sync (dev),
     .can_revalidate = true,

@@ -286,6 +286,16 @@ cache_export_blksz (const struct cache_export *exp)
   return exp->be.blksz;
 }
 
+uint32_t
+cache_export_preferred (const struct cache_export *exp)
+{
+  uint32_t p = exp->be.blksz;
+
+  if (exp->be.preferred > p)
+    p = exp->be.preferred;
+  return p > CACHE_BLOCK_SIZE ? p : CACHE_BLOCK_SIZE;
+}
+
 bool
 cache_export_readonly (const struct cache_export *exp)
 {

@@ -83,6 +83,7 @@ struct cache_backend {
   const char *name;             /* export name, for messages */
   uint64_t size;                /* export size in bytes */
   uint32_t blksz;               /* minimum block size (blksz=) */
+  uint32_t preferred;           /* the host's I/O size; 0: none */
   bool readonly;
   bool durable_writes;          /* writes are durable at once (O_SYNC, memory) */
   bool can_revalidate;          /* revalidate is meaningful (rmvto=) */
@@ -136,6 +137,10 @@ extern int cache_export_close (struct cache_export *exp);
 extern const char *cache_export_name (const struct cache_export *exp);
 extern uint64_t cache_export_size (const struct cache_export *exp);
 extern uint32_t cache_export_blksz (const struct cache_export *exp);
+/* The NBD preferred block size: the largest of blksz, the host's I/O
+ * size and a cache block.
+ */
+extern uint32_t cache_export_preferred (const struct cache_export *exp);
 extern bool cache_export_readonly (const struct cache_export *exp);
 /* Whether FUA means anything (commit is not none). */
 extern bool cache_export_can_fua (const struct cache_export *exp);

@@ -128,11 +128,10 @@ device_host_size (const char *name, const char *path, int fd,
   return 0;
 }
 
-static bool
-is_allowed_blksz (uint64_t n)
-{
-  return n == 512 || n == 1024 || n == 2048 || n == 4096;
-}
+/* st_blksize above this (some network file systems say 4 MiB) is
+ * not worth asking clients for.
+ */
+#define MAX_PREFERRED (1024 * 1024)
 
 /* A regular file with all of its size allocated: no holes. */
 static bool
@@ -168,8 +167,10 @@ probe_fd (const struct export_config *ec, int fd, const struct stat *st,
     info->probed_blksz = sector;
   }
   else
-    info->probed_blksz =
-      is_allowed_blksz (st->st_blksize) ? (uint32_t) st->st_blksize : 512;
+    /* A file has no sectors: st_blksize is the file system's I/O
+     * size, a hint for the preferred size, not a minimum.
+     */
+    info->probed_blksz = 512;
 
   blksz = ec->blksz ? ec->blksz : info->probed_blksz;
   if (blksz < 512 || (blksz & (blksz - 1)) != 0) {
@@ -189,6 +190,10 @@ probe_fd (const struct export_config *ec, int fd, const struct stat *st,
     return -1;
   }
   info->blksz = blksz;
+  info->preferred_blksz = blksz;
+  if (!blk && st->st_blksize > blksz && st->st_blksize <= MAX_PREFERRED &&
+      (st->st_blksize & (st->st_blksize - 1)) == 0)
+    info->preferred_blksz = st->st_blksize;
 
   if (info->host_size < blksz) {
     errno = EINVAL;
@@ -360,10 +365,10 @@ device_open (const struct export_config *ec)
   atomic_store (&dev->dense, fully_allocated (&fst));
 
   log_debug ("%s: %s: opened %s%s, size %" PRIu64 ", blksz %" PRIu32
-             " (probed %" PRIu32 "), %s I/O",
+             " (probed %" PRIu32 ", preferred %" PRIu32 "), %s I/O",
              dev->name, dev->path, dev->readonly ? "ro" : "rw",
              dev->sync ? " sync" : "", dev->info.size, dev->info.blksz,
-             dev->info.probed_blksz,
+             dev->info.probed_blksz, dev->info.preferred_blksz,
              dev->info.positional ? "positional" : "seek");
   return dev;
 

@@ -30,8 +30,9 @@ struct device;
 struct device_info {
   uint64_t host_size;           /* size of the host file or device */
   uint64_t size;                /* export size: host_size rounded down to blksz */
-  uint32_t probed_blksz;        /* what the host suggests (sector or st_blksize) */
+  uint32_t probed_blksz;        /* blksz= unset: sector size, or 512 for a file */
   uint32_t blksz;               /* in force: blksz= if given, else probed */
+  uint32_t preferred_blksz;     /* efficiency hint (st_blksize), >= blksz */
   bool is_block_device;
   bool positional;              /* true: xtype (pread/pwrite); false: seek */
 };

@@ -29,7 +29,7 @@ print_seconds (FILE *fp, const char *key, uint64_t ms)
 
 static void
 dump_export (const struct export_config *ec, FILE *fp, bool probed,
-             uint32_t blksz, uint64_t size)
+             uint32_t blksz, uint32_t preferred, uint64_t size)
 {
   fprintf (fp, "%s.path=%s\n", ec->name, ec->path);
   fprintf (fp, "%s.access=%s\n", ec->name, access_mode_name (ec->access));
@@ -37,6 +37,8 @@ dump_export (const struct export_config *ec, FILE *fp, bool probed,
   fprintf (fp, "%s.deny=%s\n", ec->name, deny_mode_name (ec->deny));
   fprintf (fp, "%s.io=%s\n", ec->name, io_mode_name (ec->io));
   fprintf (fp, "%s.blksz=%" PRIu32 "\n", ec->name, blksz);
+  if (probed)
+    fprintf (fp, "%s.preferred=%" PRIu32 "\n", ec->name, preferred);
   fprintf (fp, "%s.heads=%" PRIu32 "\n", ec->name, ec->heads);
   fprintf (fp, "%s.tracks=%" PRIu32 "\n", ec->name, ec->tracks);
   if (probed)
@@ -48,14 +50,16 @@ config_dump (const struct config *cfg, FILE *fp, config_probe_fn probe)
 {
   const struct blk_config *b = &cfg->blk;
   CLEANUP_FREE uint32_t *blksz = calloc (cfg->nr_exports + 1, sizeof *blksz);
+  CLEANUP_FREE uint32_t *preferred = calloc (cfg->nr_exports + 1,
+                                             sizeof *preferred);
   CLEANUP_FREE uint64_t *size = calloc (cfg->nr_exports + 1, sizeof *size);
 
-  if (blksz == NULL || size == NULL)
+  if (blksz == NULL || preferred == NULL || size == NULL)
     return -1;
   /* Probe every file first, so that a bad one prints nothing. */
   for (size_t i = 0; i < cfg->nr_exports; i++) {
     blksz[i] = cfg->exports[i].blksz;
-    if (probe && probe (&cfg->exports[i], &blksz[i], &size[i]) == -1)
+    if (probe && probe (&cfg->exports[i], &blksz[i], &preferred[i], &size[i]) == -1)
       return -1;
   }
 
@@ -68,7 +72,8 @@ config_dump (const struct config *cfg, FILE *fp, config_probe_fn probe)
     fprintf (fp, "\n");
   }
   for (size_t i = 0; i < cfg->nr_exports; i++)
-    dump_export (&cfg->exports[i], fp, probe != NULL, blksz[i], size[i]);
+    dump_export (&cfg->exports[i], fp, probe != NULL, blksz[i],
+                 preferred[i], size[i]);
   if (b->ramdisk) {
     fprintf (fp, "ram0.access=%s\n", b->readonly ? "ro" : "rw");
     fprintf (fp, "ram0.blksz=%" PRIu32 "\n", b->ramdisk_sector);

@@ -99,12 +99,14 @@ extern const char *commit_level_name (enum commit_level c);
 extern void format_seconds (char *buf, size_t len, uint64_t ms);
 
 /* Print the configuration as key=value lines (--dump-config).  probe,
- * if not NULL, fills in an export's block size and size from its file
+ * if not NULL, fills in an export's block size (the NBD minimum), the
+ * NBD preferred block size and the size from its file
  * (returning -1, already logged, if it cannot); config_dump then
  * returns -1 too.
  */
 typedef int (*config_probe_fn) (const struct export_config *ec,
-                                uint32_t *blksz, uint64_t *size);
+                                uint32_t *blksz, uint32_t *preferred,
+                                uint64_t *size);
 extern int config_dump (const struct config *cfg, FILE *fp,
                         config_probe_fn probe);
 

@@ -313,7 +313,7 @@ loopback_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
   struct export *e = handle;
 
   *minimum = cache_export_blksz (e->exp);
-  *preferred = *minimum > CACHE_BLOCK_SIZE ? *minimum : CACHE_BLOCK_SIZE;
+  *preferred = cache_export_preferred (e->exp);
   *maximum = MAX_REQUEST;
   return 0;
 }

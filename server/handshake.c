@@ -287,13 +287,13 @@ opt_info_go (struct connection *conn, const char *data, size_t len, bool go)
   if (want_desc)
     send_info_string (conn, NBD_INFO_DESCRIPTION, exp->description);
   /* Minimum: blksz (smaller requests are still served, by
-   * read-modify-write in the cache).  Preferred: at least a cache
-   * block.  Maximum: what the protocol guarantees clients.
+   * read-modify-write in the cache).  Preferred: the host's I/O size,
+   * at least a cache block.  Maximum: what the protocol guarantees
+   * clients.
    */
   bs.info = htobe16 (NBD_INFO_BLOCK_SIZE);
   bs.minimum = htobe32 (exp->blksz);
-  bs.preferred = htobe32 (exp->blksz > PREFERRED_BLOCK
-                          ? exp->blksz : PREFERRED_BLOCK);
+  bs.preferred = htobe32 (cache_export_preferred (exp->ce));
   bs.maximum = htobe32 (MAX_PAYLOAD_ADVERTISED);
   send_reply (conn, NBD_REP_INFO, &bs, sizeof bs);
   send_reply (conn, NBD_REP_ACK, NULL, 0);

@@ -32,7 +32,6 @@
 /* Limits. */
 #define MAX_REQUEST_SIZE    (64 * 1024 * 1024) /* largest READ/WRITE served */
 #define MAX_PAYLOAD_ADVERTISED (32 * 1024 * 1024) /* NBD_INFO_BLOCK_SIZE max */
-#define PREFERRED_BLOCK     4096               /* at least, see handshake.c */
 #define MAX_OPTION_LENGTH   (64 * 1024)        /* longer: NBD_REP_ERR_TOO_BIG */
 #define CONN_MAX_INFLIGHT   128                /* requests at workers */
 #define CONN_MAX_BUFFERED   (64 * 1024 * 1024) /* payload + reply bytes */

@@ -183,15 +183,20 @@ usage (FILE *fp)
            "--dump-config shows\nwhat a QNX command line means here.\n");
 }
 
-/* --dump-config shows the block size and size the server would use. */
+/* --dump-config shows the block sizes and size the server would
+ * advertise (cache_export_preferred's rule).
+ */
 static int
-probe_export (const struct export_config *ec, uint32_t *blksz, uint64_t *size)
+probe_export (const struct export_config *ec, uint32_t *blksz,
+              uint32_t *preferred, uint64_t *size)
 {
   struct device_info info;
 
   if (device_probe (ec, &info) == -1)
     return -1;
   *blksz = info.blksz;
+  *preferred = info.preferred_blksz > CACHE_BLOCK_SIZE
+    ? info.preferred_blksz : CACHE_BLOCK_SIZE;
   *size = info.size;
   return 0;
 }
