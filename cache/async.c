@@ -425,6 +425,8 @@ release_written (struct cache_io *io, bool clean)
     b->busy &= ~BUSY_WRITE;
     if (clean && b->gen == io->gens[i])
       block_set_clean (s, b);
+    if (b->dirty)
+      flusher_note_still_dirty (b);
     shard_wake (s);
   }
   io->n = 0;

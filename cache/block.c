@@ -283,6 +283,7 @@ block_set_dirty (struct shard *s, struct block *b, uint8_t mask, uint64_t t)
     l->count++;
     if (++s->ndirty == cache.dirty_high)
       flusher_kick_pressure ();
+    flusher_note_dirty (t);
   }
   b->dirty |= mask;
   b->last_dirty_ms = t;

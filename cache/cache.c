@@ -58,6 +58,7 @@ cache_init (const struct blk_config *blk, bool start_flusher)
     cache.now_ms = monotonic_ms;
   cache.cfg = *blk;
   cache.cfg.verbose_flags = NULL;
+  cache.next_due_ms = UINT64_MAX;
   pthread_mutex_init (&cache.lock, NULL);
   pthread_mutex_init (&cache.bg_lock, NULL);
   {
@@ -784,7 +785,7 @@ commit_write (struct cache_export *exp, uint64_t first, uint64_t end,
       flusher_kick ();
     return 0;
   }
-  if (writeback (exp, WB_RANGE, first, end, NULL, NULL) == -1) {
+  if (writeback (exp, WB_RANGE, first, end, NULL, NULL, NULL) == -1) {
     r = -1;
     err = errno;
   }
@@ -842,7 +843,7 @@ cache_flush (struct cache_export *exp)
 
   clock_gettime (CLOCK_MONOTONIC, &t0);
   STAT_ADD (exp, flushes, 1);
-  if (writeback (exp, WB_ALL, 0, exp->nblocks, NULL, NULL) == -1) {
+  if (writeback (exp, WB_ALL, 0, exp->nblocks, NULL, NULL, NULL) == -1) {
     r = -1;
     err = errno;
   }

@@ -340,6 +340,12 @@ extern void cache_set_clock (cache_clock_fn now_ms);
  * number of blocks written back, or -1 with errno if any failed.
  */
 extern int cache_writeback_due (void);
+/* When the earliest deadline of a block still dirty after the last
+ * cache_writeback_due is (UINT64_MAX: none), in cache_set_clock's
+ * milliseconds.  The flusher sleeps until then, so that delwri= and
+ * postpone= are kept to the millisecond, not to the flusher's round.
+ */
+extern uint64_t cache_next_due (void);
 /* What the flusher does when a shard's dirty blocks pass three
  * quarters of its share of the cache: write back the oldest, whatever
  * their deadline, down to half.  Returns the number of blocks written

@@ -165,14 +165,24 @@ retry_delay_ms (void)
   return cache.cfg.delwri_ms > 1000 ? cache.cfg.delwri_ms : 1000;
 }
 
-static bool
-is_due (const struct block *b, uint64_t t)
+/* When the flusher must write the block back: delwri= after the last
+ * write into it or postpone= after it became dirty, whichever comes
+ * first; after a failed write-back, not before the retry time.
+ */
+static uint64_t
+due_time (const struct block *b)
 {
   uint64_t by_delwri = b->last_dirty_ms + cache.cfg.delwri_ms;
   uint64_t by_postpone = b->first_dirty_ms + cache.cfg.postpone_ms;
   uint64_t deadline = by_delwri < by_postpone ? by_delwri : by_postpone;
 
-  return deadline <= t && b->retry_ms <= t;
+  return deadline > b->retry_ms ? deadline : b->retry_ms;
+}
+
+static bool
+is_due (const struct block *b, uint64_t t)
+{
+  return due_time (b) <= t;
 }
 
 /* A growable array of entries. */
@@ -234,7 +244,13 @@ struct wb_cursor {
   uint64_t next, end;           /* blocks [next, end) are left */
   bool scan;                    /* WB_ALL: look up every block number */
   uint64_t *lowest;             /* WB_ALL: a max-heap of ALL_BATCH */
+  uint64_t next_due;            /* WB_DUE: earliest due time left */
 };
+
+/* Blocks that another thread is writing back or a zero fences: if
+ * still dirty afterwards, the flusher looks again this soon.
+ */
+#define BUSY_RECHECK_MS 50
 
 /* Take block idx of exp if it is dirty and can be taken now. */
 static int
@@ -361,15 +377,27 @@ collect (struct cache_export *exp, enum wb_mode mode, struct wb_cursor *c,
       continue;
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
     for (struct block *b = exp->shard[i].dirty.head; b; b = b->dnext) {
-      if (!takeable (exp, b, mode, t, saw_busy, saw_fence))
+      bool busy = false, fenced = false;
+
+      if (!takeable (exp, b, mode, t, &busy, &fenced)) {
+        *saw_busy |= busy;
+        *saw_fence |= fenced;
+        if (mode == WB_DUE) {
+          uint64_t due = busy || fenced ? t + BUSY_RECHECK_MS : due_time (b);
+          if (due < c->next_due)
+            c->next_due = due;
+        }
         continue;
+      }
       if (wb_add (l, b) == -1)
         return -1;
       b->busy |= BUSY_WRITE;
       taken++;
       if ((mode == WB_ROOM && taken == ROOM_BATCH) ||
-          (mode == WB_DUE && l->n >= DUE_BATCH))
+          (mode == WB_DUE && l->n >= DUE_BATCH)) {
+        c->next_due = t;        /* more may be due: another round now */
         break;
+      }
     }
   }
   return 0;
@@ -465,6 +493,8 @@ write_batch (struct cache_export *exp, struct wb_list *l, size_t start,
     }
     else
       b->retry_ms = now_ms () + retry_delay_ms ();
+    if (b->dirty)
+      flusher_note_still_dirty (b);
     shard_wake (s);
   }
 }
@@ -529,7 +559,8 @@ write_list (struct cache_export *exp, enum wb_mode mode, struct wb_list *l,
 
 int
 writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
-           uint64_t end, struct shard *only, uint64_t *written_ret)
+           uint64_t end, struct shard *only, uint64_t *written_ret,
+           uint64_t *next_due)
 {
   bool waits = mode == WB_ALL || mode == WB_RANGE;
   CLEANUP_BOUNCE char *bounce = NULL;
@@ -551,7 +582,8 @@ writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
    */
   for (int round = 0; round < (waits ? 2 : 1); round++) {
     bool saw_busy = false, saw_fence = false;
-    struct wb_cursor c = { .next = first, .end = end, .lowest = lowest };
+    struct wb_cursor c = { .next = first, .end = end, .lowest = lowest,
+                           .next_due = UINT64_MAX };
 
     do {
       int r, err;
@@ -569,6 +601,8 @@ writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
       if (r == -1)
         break;
     } while (waits && c.next < c.end);
+    if (next_due && c.next_due < *next_due)
+      *next_due = c.next_due;
     if (!waits || (!saw_busy && !saw_fence))
       break;
     if (saw_fence)
@@ -654,7 +688,7 @@ make_room (struct shard *s, struct cache_export *exp)
       for (struct cache_export *e = cache.exports; e && written == 0;
            e = e->next) {
         uint64_t n = 0;
-        if (writeback (e, WB_ROOM, 0, 0, NULL, &n) == -1 && err == 0)
+        if (writeback (e, WB_ROOM, 0, 0, NULL, &n, NULL) == -1 && err == 0)
           err = errno;
         written += n;
       }
@@ -676,7 +710,8 @@ make_room (struct shard *s, struct cache_export *exp)
   }
   unlock_or_abort (&s->lock);
 
-  r = writeback (target, WB_ROOM, 0, 0, at_share ? NULL : s, &written);
+  r = writeback (target, WB_ROOM, 0, 0, at_share ? NULL : s, &written,
+                 NULL);
   pthread_rwlock_unlock (&exports_rwlock);
   if (r == -1 && written == 0)
     return -1;
@@ -685,21 +720,45 @@ make_room (struct shard *s, struct cache_export *exp)
   return 0;
 }
 
+/* Lower cache.next_due_ms to due; true if it was later. */
+static bool
+lower_next_due (uint64_t due)
+{
+  uint64_t cur = __atomic_load_n (&cache.next_due_ms, __ATOMIC_SEQ_CST);
+
+  while (due < cur)
+    if (__atomic_compare_exchange_n (&cache.next_due_ms, &cur, due, false,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+      return true;
+  return false;
+}
+
 int
 cache_writeback_due (void)
 {
-  uint64_t total = 0;
+  uint64_t total = 0, next_due = UINT64_MAX;
   int r = 0;
 
+  /* Blocks dirtied from now on lower next_due themselves
+   * (flusher_note_dirty); the walk below finds the others.
+   */
+  __atomic_store_n (&cache.next_due_ms, UINT64_MAX, __ATOMIC_SEQ_CST);
   pthread_rwlock_rdlock (&exports_rwlock);
   for (struct cache_export *exp = cache.exports; exp; exp = exp->next) {
     uint64_t n = 0;
-    if (writeback (exp, WB_DUE, 0, 0, NULL, &n) == -1)
+    if (writeback (exp, WB_DUE, 0, 0, NULL, &n, &next_due) == -1)
       r = -1;
     total += n;
   }
   pthread_rwlock_unlock (&exports_rwlock);
+  lower_next_due (next_due);
   return r == -1 ? -1 : (int) (total > INT32_MAX ? INT32_MAX : total);
+}
+
+uint64_t
+cache_next_due (void)
+{
+  return __atomic_load_n (&cache.next_due_ms, __ATOMIC_SEQ_CST);
 }
 
 void
@@ -714,7 +773,38 @@ exports_write_unlock (void)
   pthread_rwlock_unlock (&exports_rwlock);
 }
 
-/* How long the flusher sleeps between rounds. */
+/* The flusher sleeps until next_due_ms: tell it of an earlier one.
+ * It rarely happens (a first dirty block after a quiet spell): a block
+ * made dirty later has a later deadline than those dirty already.
+ */
+static void
+reschedule (uint64_t due)
+{
+  if (lower_next_due (due)) {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.bg_lock);
+    pthread_cond_broadcast (&cache.bg_cond);
+  }
+}
+
+void
+flusher_note_dirty (uint64_t t)
+{
+  uint64_t wait = cache.cfg.delwri_ms < cache.cfg.postpone_ms
+    ? cache.cfg.delwri_ms : cache.cfg.postpone_ms;
+
+  reschedule (t + wait);
+}
+
+void
+flusher_note_still_dirty (const struct block *b)
+{
+  reschedule (due_time (b));
+}
+
+/* The longest the flusher sleeps between rounds: it wakes for the
+ * earliest deadline (cache_next_due) as well; these rounds only catch
+ * what nothing announced.
+ */
 static uint64_t
 flusher_interval_ms (void)
 {
@@ -735,14 +825,26 @@ flusher_thread (void *arg)
     if (!cache.flush_kick) {
       struct timespec ts;
       uint64_t ms = flusher_interval_ms ();
-      clock_gettime (CLOCK_MONOTONIC, &ts);
-      ts.tv_sec += ms / 1000;
-      ts.tv_nsec += (ms % 1000) * 1000000;
-      if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
+      uint64_t t = now_ms (), due = cache_next_due ();
+
+      if (due <= t)
+        ms = 0;
+      else if (due - t < ms)
+        ms = due - t;
+      if (ms > 0) {
+        clock_gettime (CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+          ts.tv_sec++;
+          ts.tv_nsec -= 1000000000;
+        }
+        /* Woken before the time: an earlier deadline, or a kick. */
+        if (pthread_cond_timedwait (&cache.bg_cond, &cache.bg_lock,
+                                    &ts) == 0 &&
+            !cache.flush_kick && !cache.bg_stop)
+          continue;
       }
-      pthread_cond_timedwait (&cache.bg_cond, &cache.bg_lock, &ts);
     }
     if (cache.bg_stop)
       break;
@@ -837,7 +939,7 @@ cache_writeback_pressure (void)
       for (struct cache_export *exp = cache.exports; exp; exp = exp->next) {
         uint64_t n = 0;
 
-        if (writeback (exp, WB_ROOM, 0, 0, s, &n) == -1)
+        if (writeback (exp, WB_ROOM, 0, 0, s, &n, NULL) == -1)
           r = -1;
         total += n;
         progress |= n > 0;

@@ -168,6 +168,7 @@ struct cache {
   bool bg_stop;
   bool flush_kick;
   bool pressure_kick;           /* a shard went over dirty_high */
+  uint64_t next_due_ms;         /* atomic: see cache_next_due */
   bool flusher_running;
   pthread_t flusher;
 };
@@ -270,7 +271,15 @@ enum wb_mode {
 };
 extern int writeback (struct cache_export *exp, enum wb_mode mode,
                       uint64_t first, uint64_t end, struct shard *only,
-                      uint64_t *written);
+                      uint64_t *written, uint64_t *next_due);
+/* A block went from clean to dirty at t (shard lock held): wake the
+ * flusher if it sleeps past the block's deadline.
+ */
+extern void flusher_note_dirty (uint64_t t);
+/* A write-back of b ended and b is still dirty (written to meanwhile,
+ * or the write failed): the same for its deadline.
+ */
+extern void flusher_note_still_dirty (const struct block *b);
 extern int make_room (struct shard *s, struct cache_export *exp);
 /* Held (for writing) while an export is unlinked from cache.exports. */
 extern void exports_write_lock (void);

@@ -91,11 +91,17 @@ test_delwri (void)
   exp = test_open (fk);
 
   log0 = fake_log_len (fk);
+  /* The flusher sleeps until the earliest deadline: none yet. */
+  assert (cache_writeback_due () == 0);
+  assert (cache_next_due () == UINT64_MAX);
   write_block (exp, 10, 2);                     /* t = 0 */
+  assert (cache_next_due () == 2000);           /* announced by the write */
   fake_clock_set (1000);
   write_block (exp, 20, 3);                     /* t = 1000 */
+  assert (cache_next_due () == 2000);
   fake_clock_set (1999);
   due_expect (fk, exp, 10, false, "delwri=2, block 10");
+  assert (cache_next_due () == 2000);           /* found by the walk */
   assert (test_stats (exp).dirty_blocks == 2);
   fake_clock_set (2000);
   due_expect (fk, exp, 10, true, "delwri=2, block 10");
@@ -108,6 +114,7 @@ test_delwri (void)
     if (op.kind == FAKE_PWRITE)
       assert (op.prio == IO_PRIO_BACKGROUND && op.time_ms == 2000);
   }
+  assert (cache_next_due () == 3000);           /* block 20 is next */
   fake_clock_set (2999);
   due_expect (fk, exp, 20, false, "delwri=2, block 20");
   fake_clock_set (3000);
@@ -115,6 +122,7 @@ test_delwri (void)
   assert (cache_writeback_due () == 1);
   assert (in_host (fk, 20));
   assert (test_stats (exp).dirty_blocks == 0);
+  assert (cache_next_due () == UINT64_MAX);
   /* Nothing left to do: nothing more is written. */
   fake_clock_set (100000);
   assert (cache_writeback_due () == 0);
@@ -184,6 +192,7 @@ test_postpone (void)
   write_block (exp, 30, 201);
   fake_clock_set (22000);
   due_expect (fk, exp, 30, false, "delwri=2,postpone=5, last dirtied + 1 s");
+  assert (cache_next_due () == 23000);
   fake_clock_set (22999);
   due_expect (fk, exp, 30, false, "delwri=2,postpone=5");
   fake_clock_set (23000);
