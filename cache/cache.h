@@ -158,6 +158,13 @@ extern int cache_zero (struct cache_export *exp, uint64_t count,
 extern int cache_trim (struct cache_export *exp, uint64_t count,
                        uint64_t offset, unsigned flags);
 extern int cache_flush (struct cache_export *exp);
+/* A client that wrote went away without FLUSH: its data is safe in
+ * the cache and delwri= would write it back anyway, but start now, so
+ * that a crash soon after loses as little as possible.  The flusher
+ * thread does a cache_flush of the export (and logs a failure); this
+ * returns at once.  Both front ends call it when such a client leaves.
+ */
+extern void cache_flush_soon (struct cache_export *exp);
 
 /* The fast path for an event loop: serve a read only if every byte is
  * already in the cache.  Returns 1 if served, 0 if it would need host

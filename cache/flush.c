@@ -755,6 +755,26 @@ cache_writeback_due (void)
   return r == -1 ? -1 : (int) (total > INT32_MAX ? INT32_MAX : total);
 }
 
+void
+cache_flush_soon (struct cache_export *exp)
+{
+  __atomic_store_n (&exp->flush_soon, true, __ATOMIC_SEQ_CST);
+  flusher_kick ();
+}
+
+/* The flusher's part of cache_flush_soon. */
+static void
+flush_requested (void)
+{
+  pthread_rwlock_rdlock (&exports_rwlock);
+  for (struct cache_export *exp = cache.exports; exp; exp = exp->next)
+    if (__atomic_exchange_n (&exp->flush_soon, false, __ATOMIC_SEQ_CST) &&
+        cache_flush (exp) == -1)
+      log_error ("%s: writing back after a client disconnected: %m",
+                 exp->name);
+  pthread_rwlock_unlock (&exports_rwlock);
+}
+
 uint64_t
 cache_next_due (void)
 {
@@ -854,6 +874,7 @@ flusher_thread (void *arg)
     cache_writeback_due ();
     if (pressure)
       cache_writeback_pressure ();
+    flush_requested ();
     lock_or_abort (&cache.bg_lock);
   }
   unlock_or_abort (&cache.bg_lock);

@@ -126,6 +126,7 @@ struct cache_export {
   /* Atomics, read and written on every request without a lock. */
   uint64_t last_access_ms;      /* for rmvto= */
   uint64_t ra_next;             /* read-ahead: where a sequential read goes next */
+  bool flush_soon;              /* cache_flush_soon: the flusher flushes it */
 
   pthread_mutex_t lock;         /* guards what follows */
   pthread_cond_t cond;          /* fences cleared */

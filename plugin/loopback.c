@@ -14,7 +14,9 @@
  * cache flusher) start in .after_fork, because nbdkit forks to run in
  * the background; everything dirty is written back in .cleanup.
  * .open runs more than once per connection (for NBD_OPT_INFO and
- * NBD_OPT_GO): it only looks the export up.
+ * NBD_OPT_GO): it looks the export up and keeps whether the
+ * connection wrote, so that .close starts the write-back of what a
+ * client left dirty, as the daemon does.
  */
 #include <config.h>
 
@@ -50,6 +52,25 @@ struct export {
 };
 static struct export *exports;
 static size_t nr_exports;
+
+/* One per connection (nbdkit's handle). */
+struct connection {
+  struct export *e;
+  bool wrote;                   /* atomic: a write, zero or trim was served */
+};
+
+static struct export *
+export_of (void *handle)
+{
+  return ((struct connection *) handle)->e;
+}
+
+static void
+note_write (void *handle)
+{
+  __atomic_store_n (&((struct connection *) handle)->wrote, true,
+                    __ATOMIC_RELAXED);
+}
 
 static void
 nbdkit_sink (enum log_level level, const char *msg)
@@ -282,27 +303,51 @@ static void *
 loopback_open (int readonly)
 {
   const char *name = nbdkit_export_name ();
+  struct export *e = NULL;
+  struct connection *c;
 
   if (name == NULL || name[0] == '\0')
-    return nr_exports > 0 ? &exports[0] : NULL;
-  for (size_t i = 0; i < nr_exports; i++)
+    e = nr_exports > 0 ? &exports[0] : NULL;
+  for (size_t i = 0; e == NULL && i < nr_exports; i++)
     if (strcmp (exports[i].name, name) == 0)
-      return &exports[i];
-  nbdkit_error ("no export named '%s' (nbdinfo --list shows them)", name);
-  return NULL;
+      e = &exports[i];
+  if (e == NULL) {
+    nbdkit_error ("no export named '%s' (nbdinfo --list shows them)", name);
+    return NULL;
+  }
+  c = calloc (1, sizeof *c);
+  if (c == NULL) {
+    nbdkit_error ("calloc: %m");
+    return NULL;
+  }
+  c->e = e;
+  return c;
+}
+
+/* A client that wrote went away: start writing back now, as the
+ * daemon does (cache_flush_soon).
+ */
+static void
+loopback_close (void *handle)
+{
+  struct connection *c = handle;
+
+  if (__atomic_load_n (&c->wrote, __ATOMIC_RELAXED))
+    cache_flush_soon (c->e->exp);
+  free (c);
 }
 
 static const char *
 loopback_export_description (void *handle)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
   return e->description;
 }
 
 static int64_t
 loopback_get_size (void *handle)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
   return cache_export_size (e->exp);
 }
 
@@ -310,7 +355,7 @@ static int
 loopback_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
                      uint32_t *maximum)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
 
   *minimum = cache_export_blksz (e->exp);
   *preferred = cache_export_preferred (e->exp);
@@ -321,7 +366,7 @@ loopback_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
 static int
 loopback_can_write (void *handle)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
   return !cache_export_readonly (e->exp);
 }
 
@@ -338,7 +383,7 @@ loopback_can_flush (void *handle)
 static int
 loopback_can_fua (void *handle)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
   return cache_export_can_fua (e->exp) ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
 }
 
@@ -385,7 +430,7 @@ static int
 loopback_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                 uint32_t flags)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
   return cache_read (e->exp, buf, count, offset);
 }
 
@@ -401,28 +446,34 @@ static int
 loopback_pwrite (void *handle, const void *buf, uint32_t count,
                  uint64_t offset, uint32_t flags)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
+
+  note_write (handle);
   return cache_write (e->exp, buf, count, offset, cache_flags (flags));
 }
 
 static int
 loopback_flush (void *handle, uint32_t flags)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
   return cache_flush (e->exp);
 }
 
 static int
 loopback_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
+
+  note_write (handle);
   return cache_trim (e->exp, count, offset, cache_flags (flags));
 }
 
 static int
 loopback_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
+
+  note_write (handle);
   return cache_zero (e->exp, count, offset, cache_flags (flags));
 }
 
@@ -438,14 +489,14 @@ static int
 loopback_extents (void *handle, uint32_t count, uint64_t offset,
                   uint32_t flags, struct nbdkit_extents *extents)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
   return cache_extents (e->exp, count, offset, add_extent, extents);
 }
 
 static int
 loopback_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct export *e = handle;
+  struct export *e = export_of (handle);
 
   if (flags != 0) {
     errno = EINVAL;
@@ -481,6 +532,7 @@ static struct nbdkit_plugin plugin = {
   .list_exports = loopback_list_exports,
   .default_export = loopback_default_export,
   .open = loopback_open,
+  .close = loopback_close,
   .export_description = loopback_export_description,
   .get_size = loopback_get_size,
   .block_size = loopback_block_size,

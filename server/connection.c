@@ -401,7 +401,7 @@ conn_free (struct connection *conn)
     conn->ops->free (conn);
   close (conn->fd);
   if (conn->wrote && conn->exp)
-    export_flush_later (conn->exp);
+    cache_flush_soon (conn->exp->ce);
   drop_output_locked (conn);
   outmsg_free (conn->batch);
   outmsg_free (conn->spare_batch);

@@ -152,39 +152,6 @@ export_find (const char *name, size_t len)
   return NULL;
 }
 
-struct flush_job {
-  struct job job;               /* first: workers see a job */
-  struct export *exp;
-};
-
-static void
-run_flush (struct job *job)
-{
-  struct flush_job *f = (struct flush_job *) job;
-
-  if (cache_flush (f->exp->ce) == -1)
-    log_error ("%s: writing back after a client disconnected: %m",
-               f->exp->name);
-  free (f);
-}
-
-/* A client that wrote and went away without FLUSH: its data is safe
- * in the shared cache, and delwri would write it back anyway; start
- * now, so a crash of the server soon after loses as little as
- * possible.  Runs on a worker; workers_stop waits for it.
- */
-void
-export_flush_later (struct export *exp)
-{
-  struct flush_job *f = malloc (sizeof *f);
-
-  if (f == NULL)
-    return;                     /* delwri will do it */
-  f->exp = exp;
-  f->job.run = run_flush;
-  workers_submit (&f->job);
-}
-
 /* The flags say what the cache promises (SPEC section 6, cache.h):
  *
  * - SEND_FLUSH always: cache_flush writes back every dirty block of

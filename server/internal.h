@@ -126,8 +126,6 @@ extern int exports_open_cache (const struct config *cfg);
 extern int exports_close (void);
 /* NULL if unknown; the empty name is the first export. */
 extern struct export *export_find (const char *name, size_t len);
-/* In the background, write back what a closed connection left dirty. */
-extern void export_flush_later (struct export *exp);
 extern uint16_t export_transmission_flags (const struct export *exp,
                                            bool structured);
 
