@@ -288,6 +288,27 @@ free_device (struct device *dev)
   free (dev);
 }
 
+int
+device_check_distinct (const struct export_config *ec, size_t n)
+{
+  for (size_t i = 1; i < n; i++) {
+    struct stat si, sj;
+
+    if (stat (ec[i].path, &si) == -1)
+      continue;
+    for (size_t j = 0; j < i; j++)
+      if (stat (ec[j].path, &sj) == 0 && si.st_dev == sj.st_dev &&
+          si.st_ino == sj.st_ino) {
+        log_error ("%s: %s: cannot open: it is the same file as %s (%s), "
+                   "named twice: give each file one fd=", label (&ec[i]),
+                   ec[i].path, label (&ec[j]), ec[j].path);
+        errno = EBUSY;
+        return -1;
+      }
+  }
+  return 0;
+}
+
 struct device *
 device_open (const struct export_config *ec)
 {

@@ -55,6 +55,14 @@ struct device_info {
 extern int device_probe (const struct export_config *ec,
                          struct device_info *info);
 
+/* Refuse a file named by two fd= (by path, link or another name):
+ * two exports would cache it twice, and their locks would conflict as
+ * if another process held them.  Returns -1 with errno EBUSY and a
+ * message naming both exports; files that cannot be looked at are left
+ * to device_open to report.
+ */
+extern int device_check_distinct (const struct export_config *ec, size_t n);
+
 /* Open, lock and probe.  Returns NULL with errno set (and a message
  * logged naming the path and, for lock conflicts, the permission the
  * other process holds).  Besides device_probe's errors: EBUSY for a

@@ -21,9 +21,12 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -72,6 +75,19 @@ note_write (void *handle)
                     __ATOMIC_RELAXED);
 }
 
+/* Whether stderr is /dev/null: nbdkit in the background logs to
+ * syslog, and only through nbdkit_error.
+ */
+static bool
+stderr_is_null (void)
+{
+  struct stat a, b;
+
+  return fstat (STDERR_FILENO, &a) == -1
+    || (stat ("/dev/null", &b) == 0 && S_ISCHR (a.st_mode)
+        && a.st_rdev == b.st_rdev);
+}
+
 static void
 nbdkit_sink (enum log_level level, const char *msg)
 {
@@ -80,8 +96,14 @@ nbdkit_sink (enum log_level level, const char *msg)
     nbdkit_error ("%s", msg);
     break;
   case LOG_LEVEL_WARNING:
-    /* nbdkit has no warning level: an error line says "warning". */
-    nbdkit_error ("warning: %s", msg);
+    /* nbdkit has no warning level.  On a terminal (or any stderr) a
+     * warning line as nbdkit would print one; in the background, an
+     * error-level log line that says "warning".
+     */
+    if (stderr_is_null ())
+      nbdkit_error ("warning: %s", msg);
+    else
+      fprintf (stderr, "nbdkit: loopback: warning: %s\n", msg);
     break;
   case LOG_LEVEL_INFO:
   case LOG_LEVEL_DEBUG:
@@ -217,7 +239,8 @@ loopback_get_ready (void)
     nbdkit_error ("out of memory");
     return -1;
   }
-  if (cache_init (&cfg->blk, false) == -1)
+  if (device_check_distinct (cfg->exports, cfg->nr_exports) == -1 ||
+      cache_init (&cfg->blk, false) == -1)
     return -1;
   for (size_t i = 0; i < cfg->nr_exports; i++) {
     const struct export_config *ec = &cfg->exports[i];

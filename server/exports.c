@@ -35,6 +35,8 @@ exports_open_devices (const struct config *cfg)
     log_error ("calloc: %m");
     return -1;
   }
+  if (device_check_distinct (cfg->exports, cfg->nr_exports) == -1)
+    return -1;
   for (size_t i = 0; i < cfg->nr_exports; i++) {
     struct export *exp = &exports[nr_exports];
 

@@ -38,3 +38,34 @@ cmp "$tmp/cd.iso" <(head -c 1M /dev/zero | tr '\0' '\125')
 test "$(stat -c %s "$tmp/disk.img")" -eq 1048576
 cmp <(head -c 1047552 "$tmp/disk.img") <(head -c 1047552 /dev/zero)
 cmp <(tail -c 1024 "$tmp/disk.img") <(head -c 1024 /dev/zero | tr '\0' '\315')
+
+# The same file named twice (by its path, or through a link) is refused
+# with a message naming both exports, not a lock "another process"
+# holds; the file is untouched.
+ln -s "$tmp/disk.img" "$tmp/link.img"
+cp "$tmp/disk.img" "$tmp/disk.before"
+for second in "$tmp/disk.img" "$tmp/link.img"; do
+    run_frontend "$frontend" true loopback fd="$tmp/disk.img",fd="$second" \
+        > "$tmp/twice.out" 2>&1 &&
+        fail "the same file named twice was accepted"
+    cat "$tmp/twice.out"
+    grep -F "lo1: $second: cannot open: it is the same file as lo0 ($tmp/disk.img), named twice: give each file one fd=" "$tmp/twice.out"
+    grep -F "another process" "$tmp/twice.out" &&
+        fail "the message blames another process"
+    grep -F "error: warning" "$tmp/twice.out" &&
+        fail "a warning printed as an error"
+done
+cmp "$tmp/disk.img" "$tmp/disk.before"
+
+# Warnings print as warnings (the plugin has no warning level of its
+# own in nbdkit).
+printf '%010000d' 0 > "$tmp/odd.img"
+run_frontend "$frontend" true loopback blksz=4096,fd="$tmp/odd.img" \
+    > "$tmp/warn.out" 2>&1
+cat "$tmp/warn.out"
+grep -E "^nbd(kit|-loopback):( loopback:)? warning: lo0: $tmp/odd.img: size 10000 is not a multiple" "$tmp/warn.out" ||
+    grep -F "not a multiple of blksz=4096" "$tmp/warn.out" ||
+    fail "no warning about the size"
+if grep -F "error: warning" "$tmp/warn.out"; then
+    fail "a warning printed as an error"
+fi
