@@ -197,6 +197,8 @@ loopback_config_complete (void)
     nbdkit_error ("%s", err ? err : "out of memory");
     return -1;
   }
+  /* blk verbose: debug messages (nbdkit shows them with -v). */
+  log_verbose = cfg->blk.verbose;
   /* Still in the foreground: warnings go to the terminal. */
   for (size_t i = 0; i < cfg->nr_warnings; i++)
     fprintf (stderr, "nbdkit: loopback: warning: %s\n", cfg->warnings[i]);

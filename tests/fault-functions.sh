@@ -24,7 +24,8 @@ requires_faultinject ()
 
 # start_fault_frontend FRONTEND FILE ARGS...: start_frontend (on
 # $tmp/sock, pidfile $tmp/pid) with the shim preloaded and aimed at
-# FILE; rules go in $fault_control (set_faults), injected faults are
+# FILE; rules go in $fault_control (set_faults; $initial_faults, if
+# set, are in force from the start), injected faults are
 # logged in $fault_log, the server's output in $tmp/server.log.  Sets
 # $frontend_pid, $frontend_sock, $uri.
 start_fault_frontend ()
@@ -36,6 +37,8 @@ start_fault_frontend ()
     fault_log="$tmp/faults.log"
     frontend_sock="$tmp/sock"
     rm -f "$pidfile" "$frontend_sock" "$fault_control"
+    test -z "${initial_faults:-}" ||
+        printf '%s\n' "$initial_faults" >"$fault_control"
     : >>"$fault_log"
     frontend_args "$fe" "$@"
     case $fe in

@@ -30,8 +30,11 @@
  *
  * A rule:   KINDS ACTION [after=N] [count=N] [from=OFFSET] [to=OFFSET]
  *   KINDS   comma-separated: read, write, sync (fdatasync, fsync),
- *           fallocate, or all
- *   ACTION  EIO, ENOSPC (the call fails with that errno), short
+ *           fallocate, or all; positional matches only the positional
+ *           transfers (pread, pwrite and their forms), as ESPIPE does
+ *           on a file without positional I/O
+ *   ACTION  EIO, ENOSPC, EDQUOT, EROFS, ESPIPE (the call fails with
+ *           that errno), short
  *           (a read or write moves half the bytes, at least one;
  *           for sync and fallocate, short means EIO), or slow (the
  *           call succeeds, 2 ms late: a slow disk)
@@ -64,7 +67,8 @@
 
 #define MAX_RULES 16
 
-enum kind { K_READ = 1, K_WRITE = 2, K_SYNC = 4, K_FALLOCATE = 8 };
+enum kind { K_READ = 1, K_WRITE = 2, K_SYNC = 4, K_FALLOCATE = 8,
+            K_POSITIONAL = 16 };
 
 struct rule {
   unsigned kinds;
@@ -130,6 +134,7 @@ errno_value (const char *s)
   if (strcmp (s, "ENOSPC") == 0) return ENOSPC;
   if (strcmp (s, "EDQUOT") == 0) return EDQUOT;
   if (strcmp (s, "EROFS") == 0) return EROFS;
+  if (strcmp (s, "ESPIPE") == 0) return ESPIPE;
   if (strcmp (s, "short") == 0) return 0;
   return -1;
 }
@@ -145,6 +150,7 @@ kinds_value (char *s)
     else if (strcmp (w, "write") == 0) k |= K_WRITE;
     else if (strcmp (w, "sync") == 0) k |= K_SYNC;
     else if (strcmp (w, "fallocate") == 0) k |= K_FALLOCATE;
+    else if (strcmp (w, "positional") == 0) k |= K_POSITIONAL;
     else if (strcmp (w, "all") == 0) k |= K_READ | K_WRITE | K_SYNC | K_FALLOCATE;
     else return 0;
   }
@@ -258,7 +264,7 @@ log_fault (const char *call, int action, uint64_t offset, uint64_t count)
   n = snprintf (line, sizeof line, "%s %s offset=%" PRIu64 " count=%"
                 PRIu64 "\n", call, action == 0 ? "short"
                 : action == EIO ? "EIO" : action == ENOSPC ? "ENOSPC"
-                : "error", offset, count);
+                : action == ESPIPE ? "ESPIPE" : "error", offset, count);
   fd = open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd == -1)
     return;
@@ -288,7 +294,7 @@ is_target (int fd)
 
 /* What to do with this call: -1 nothing, 0 short, else an errno. */
 static int
-decide (int fd, enum kind kind, const char *call, uint64_t offset,
+decide (int fd, unsigned kind, const char *call, uint64_t offset,
         uint64_t count)
 {
   int action = -1, saved = errno;
@@ -304,8 +310,10 @@ decide (int fd, enum kind kind, const char *call, uint64_t offset,
 
     if (!(r->kinds & kind))
       continue;
+    /* A transfer of 0 bytes (a probe) touches its offset. */
     if (kind != K_SYNC
-        && (offset + count <= r->from || (r->to && offset >= r->to)))
+        && (offset + (count ? count : 1) <= r->from
+            || (r->to && offset >= r->to)))
       continue;
     if (r->seen++ < r->after)
       break;                    /* this rule lets it through */
@@ -416,17 +424,17 @@ journal_write (int fd, uint64_t offset, const struct iovec *iov, int n,
     if (a == 0)                                                         \
       count = half (count);                                             \
     r = real_##name (fd, buf, count, offset);                           \
-    if (kind == K_WRITE) {                                              \
+    if ((kind) & K_WRITE) {                                             \
       struct iovec v = { (void *) buf, count };                         \
       journal_write (fd, offset, &v, 1, r);                             \
     }                                                                   \
     return r;                                                           \
   }
 
-TRANSFER (pread, off_t, K_READ, void *)
-TRANSFER (pread64, off64_t, K_READ, void *)
-TRANSFER (pwrite, off_t, K_WRITE, const void *)
-TRANSFER (pwrite64, off64_t, K_WRITE, const void *)
+TRANSFER (pread, off_t, K_READ | K_POSITIONAL, void *)
+TRANSFER (pread64, off64_t, K_READ | K_POSITIONAL, void *)
+TRANSFER (pwrite, off_t, K_WRITE | K_POSITIONAL, const void *)
+TRANSFER (pwrite64, off64_t, K_WRITE | K_POSITIONAL, const void *)
 
 static size_t
 iov_bytes (const struct iovec *iov, int n)
@@ -471,20 +479,20 @@ iov_half (const struct iovec *iov, int n, struct iovec *out)
       struct iovec *h = alloca (n * sizeof *h);                         \
       int m = iov_half (iov, n, h);                                     \
       r = real_##name (fd, h, m, offset);                               \
-      if (kind == K_WRITE)                                              \
+      if ((kind) & K_WRITE)                                             \
         journal_write (fd, offset, h, m, r);                            \
       return r;                                                         \
     }                                                                   \
     r = real_##name (fd, iov, n, offset);                               \
-    if (kind == K_WRITE)                                                \
+    if ((kind) & K_WRITE)                                               \
       journal_write (fd, offset, iov, n, r);                            \
     return r;                                                           \
   }
 
-VECTORED (preadv, off_t, K_READ)
-VECTORED (preadv64, off64_t, K_READ)
-VECTORED (pwritev, off_t, K_WRITE)
-VECTORED (pwritev64, off64_t, K_WRITE)
+VECTORED (preadv, off_t, K_READ | K_POSITIONAL)
+VECTORED (preadv64, off64_t, K_READ | K_POSITIONAL)
+VECTORED (pwritev, off_t, K_WRITE | K_POSITIONAL)
+VECTORED (pwritev64, off64_t, K_WRITE | K_POSITIONAL)
 
 /* read and write: the seek I/O mode.  The offset is the file's. */
 ssize_t
