@@ -262,6 +262,26 @@ opts_parse_group (struct opts *o, enum opts_group group, const char *text,
   }
 }
 
+/* A word before any group keyword: say where it belongs. */
+static int
+not_in_a_group (const char *w, char **err)
+{
+  CLEANUP_FREE char *name = strdup (w);
+  const struct opt_def *def = NULL;
+
+  if (name == NULL)
+    return opts_error (err, "out of memory");
+  name[strcspn (name, "=")] = '\0';
+  if ((def = find_option (OPTS_GROUP_LOOPBACK, name)) == NULL)
+    def = find_option (OPTS_GROUP_BLK, name);
+  if (def)
+    return opts_error (err, "'%s': options must follow a group keyword: "
+                       "write '%s %s'", w, group_name (def->group), w);
+  return opts_error (err, "'%s': options must follow a group keyword, "
+                     "'loopback' or 'blk'; to serve a file, write "
+                     "'loopback fd=%s'", w, w);
+}
+
 int
 opts_parse_words (struct opts *o, int nwords, char *const *words, char **err)
 {
@@ -270,7 +290,11 @@ opts_parse_words (struct opts *o, int nwords, char *const *words, char **err)
 
   for (int i = 0; i < nwords; i++) {
     const char *w = words[i];
+    const char *base = strrchr (w, '/');
 
+    /* A QNX line pasted whole starts with the program's name. */
+    if (i == 0 && strcmp (base ? base + 1 : w, "devb-loopback") == 0)
+      continue;
     if (strcmp (w, "loopback") == 0) {
       state = LOOPBACK;
       if (i + 1 == nwords || opts_is_group_word (words[i + 1]))
@@ -302,11 +326,17 @@ opts_parse_words (struct opts *o, int nwords, char *const *words, char **err)
     else if (state == FOREIGN)
       (void) foreign;         /* the whole group is ignored */
     else
-      return opts_error (err, "'%s': options must follow a group keyword, "
-                         "'loopback' or 'blk' (e.g. nbd-loopback loopback %s)",
-                         w, w);
+      return not_in_a_group (w, err);
   }
   return 0;
+}
+
+void
+config_force_readonly (struct config *cfg)
+{
+  cfg->blk.readonly = true;
+  for (size_t i = 0; i < cfg->nr_exports; i++)
+    cfg->exports[i].access = ACCESS_RO;
 }
 
 /* Defaults, percentages and cross-option rules. */

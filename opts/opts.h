@@ -87,6 +87,9 @@ extern int opts_is_group_word (const char *word);
  */
 extern struct config *opts_finish (struct opts *o, char **err);
 
+/* nbd-loopback -r: every export read-only, as with blk ro. */
+extern void config_force_readonly (struct config *cfg);
+
 extern void config_free (struct config *cfg);
 
 /* Formatting helpers shared with --dump-config. */

@@ -29,20 +29,22 @@ static int status = -1;         /* exit status --run asks for */
  * nbd://HOST:PORT/NAME.  Export names here need no escaping (letters,
  * digits, '_', '-', '.').
  */
-static char *
-make_uri (const char *name)
+char *
+server_uri (const char *name, bool scheme_tls)
 {
   const char *path = listen_unix_path ();
   const char *host = listen_tcp_host ();
+  const char *s = scheme_tls ? "nbds" : "nbd";
   char *uri;
   int r;
 
   if (path)
-    r = asprintf (&uri, "nbd+unix:///%s?socket=%s", name, path);
+    r = asprintf (&uri, "%s+unix:///%s?socket=%s", s, name, path);
   else if (strchr (host, ':'))
-    r = asprintf (&uri, "nbd://[%s]:%d/%s", host, listen_tcp_port (), name);
+    r = asprintf (&uri, "%s://[%s]:%d/%s", s, host, listen_tcp_port (),
+                  name);
   else
-    r = asprintf (&uri, "nbd://%s:%d/%s", host, listen_tcp_port (), name);
+    r = asprintf (&uri, "%s://%s:%d/%s", s, host, listen_tcp_port (), name);
   return r == -1 ? NULL : uri;
 }
 
@@ -105,7 +107,7 @@ captive_start (struct ev_loop *ev)
 {
   static const char msg[] = "nbd-loopback: --run: cannot execute /bin/sh\n";
   const char *name = opt.exportname ? opt.exportname : "";
-  char *uri = make_uri (name), port[16] = "", **env;
+  char *uri = server_uri (name, false), port[16] = "", **env;
   char *argv[] = { (char *) "sh", (char *) "-c", (char *) opt.run, NULL };
   size_t nr_ours;
   pid_t pid;

@@ -71,8 +71,17 @@ struct daemon_options {
   const char *tls_psk;          /* --tls-psk FILE */
   bool tls_verify_peer;         /* --tls-verify-peer */
   const char *stats_file;       /* --stats-file */
+  bool readonly;                /* -r: every export read-only */
+  bool exit_with_parent;        /* --exit-with-parent */
+  bool print_uri;               /* --print-uri */
 };
 extern struct daemon_options opt;
+
+/* captive.c: the NBD URI of export name on the listening socket
+ * (nbd:// or nbd+unix://; scheme_tls: nbds:// and nbds+unix://).
+ * Malloc'd, NULL if out of memory.
+ */
+extern char *server_uri (const char *name, bool scheme_tls);
 extern const struct config *config;
 
 /* ---- daemon.c: detaching, pidfile, privileges ---- */

@@ -20,9 +20,11 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -57,6 +59,8 @@ enum {
   TLS_PSK_OPTION,
   TLS_VERIFY_PEER_OPTION,
   ALLOW_OPTION,
+  EXIT_WITH_PARENT_OPTION,
+  PRINT_URI_OPTION,
 };
 
 /* The daemon options, in --help order.  getopt's tables and the
@@ -85,6 +89,12 @@ static const struct daemon_opt daemon_opts[] = {
     "listen on a Unix socket instead of TCP ('-': private)" },
   { "pidfile", 'P', required_argument, "FILE",
     "write the process ID here once listening" },
+  { "readonly", 'r', no_argument, NULL,
+    "serve every export read-only (as blk ro)" },
+  { "exit-with-parent", EXIT_WITH_PARENT_OPTION, no_argument, NULL,
+    "exit (writing everything back) when the parent process exits" },
+  { "print-uri", PRINT_URI_OPTION, no_argument, NULL,
+    "print the first export's NBD URI on stdout once listening" },
   { "run", RUN_OPTION, required_argument, "CMD",
     "serve while CMD runs, then exit with its status" },
   { "exportname", 'e', required_argument, "NAME",
@@ -201,9 +211,30 @@ probe_export (const struct export_config *ec, uint32_t *blksz,
   return 0;
 }
 
-/* Parse the groups into a configuration, or exit 1 with the reason. */
+/* Whether the words of a --config-file alone give error err: then
+ * the message should name the file.
+ */
+static bool
+error_is_in (int nwords, char *const *words, const char *err)
+{
+  struct opts *o = opts_new ();
+  CLEANUP_FREE char *e = NULL;
+  bool same;
+
+  if (o == NULL)
+    return false;
+  same = opts_parse_words (o, nwords, words, &e) == -1 && e &&
+    strcmp (e, err) == 0;
+  opts_free (o);
+  return same;
+}
+
+/* Parse the groups into a configuration, or exit 1 with the reason.
+ * The last nfile words are from config_file.
+ */
 static struct config *
-parse_groups (int nwords, char *const *words)
+parse_groups (int nwords, char *const *words, int nfile,
+              const char *config_file)
 {
   struct opts *o = opts_new ();
   struct config *cfg;
@@ -213,8 +244,17 @@ parse_groups (int nwords, char *const *words)
     log_error ("out of memory");
     exit (EXIT_FAILURE);
   }
-  if (opts_parse_words (o, nwords, words, &err) == -1 ||
-      (cfg = opts_finish (o, &err)) == NULL) {
+  if (opts_parse_words (o, nwords, words, &err) == -1) {
+    if (err && nfile > 0 &&
+        error_is_in (nfile, &words[nwords - nfile], err) &&
+        !error_is_in (nwords - nfile, words, err))
+      log_error ("--config-file %s: %s", config_file, err);
+    else
+      log_error ("%s", err ? err : "out of memory");
+    opts_free (o);
+    exit (EXIT_FAILURE);
+  }
+  if ((cfg = opts_finish (o, &err)) == NULL) {
     log_error ("%s", err ? err : "out of memory");
     opts_free (o);
     exit (EXIT_FAILURE);
@@ -260,6 +300,23 @@ parse_count (const char *option, const char *arg, unsigned max)
   return n;
 }
 
+/* A port number from 0 to 65535, or a service name (/etc/services):
+ * getaddrinfo would take 99999 modulo 65536.
+ */
+static void
+check_port (const char *arg)
+{
+  char *end;
+  unsigned long n;
+
+  if (arg[0] < '0' || arg[0] > '9')
+    return;                     /* a name: getaddrinfo says if unknown */
+  errno = 0;
+  n = strtoul (arg, &end, 10);
+  if (errno || *end || n > 65535)
+    bad_usage ("-p %s: expected a port number from 0 to 65535", arg);
+}
+
 /* LISTEN_PID/LISTEN_FDS meant for this process? */
 static bool
 socket_activated (void)
@@ -282,6 +339,12 @@ check_daemon_options (bool port_given)
       bad_usage ("%s: -i, -p, -U and --run cannot be used with socket "
                  "activation (LISTEN_FDS)", "LISTEN_FDS");
     opt.socket_activation = true;
+    opt.foreground = true;
+  }
+  if (opt.exit_with_parent) {
+    if (socket_activated ())
+      bad_usage ("%s: the parent of a socket-activated server is the "
+                 "service manager", "--exit-with-parent");
     opt.foreground = true;
   }
   if (opt.run) {
@@ -359,6 +422,16 @@ parse_daemon_options (int argc, char **argv, const char *source)
     case 'p':
       opt.port = optarg;
       port_given = true;
+      check_port (optarg);
+      break;
+    case 'r':
+      opt.readonly = true;
+      break;
+    case EXIT_WITH_PARENT_OPTION:
+      opt.exit_with_parent = true;
+      break;
+    case PRINT_URI_OPTION:
+      opt.print_uri = true;
       break;
     case 'U':
       opt.unix_path = optarg;
@@ -439,6 +512,43 @@ parse_daemon_options (int argc, char **argv, const char *source)
   }
 }
 
+/* --exit-with-parent: SIGTERM (a clean stop, everything written back)
+ * when the parent goes.  Before any thread exists, in the process
+ * that serves (the option implies -f).
+ */
+static void
+exit_with_parent (void)
+{
+  pid_t parent = getppid ();
+
+  if (prctl (PR_SET_PDEATHSIG, SIGTERM) == -1) {
+    log_error ("--exit-with-parent: prctl: %m");
+    exit (EXIT_FAILURE);
+  }
+  if (getppid () != parent) {
+    log_error ("--exit-with-parent: the parent process has already exited");
+    exit (EXIT_FAILURE);
+  }
+}
+
+/* --print-uri: the first export's URI, once the socket listens. */
+static int
+print_uri (void)
+{
+  CLEANUP_FREE char *uri =
+    server_uri (nr_exports ? exports[0].name : "", opt.tls == TLS_REQUIRE);
+
+  if (uri == NULL) {
+    log_error ("--print-uri: %m");
+    return -1;
+  }
+  if (printf ("%s\n", uri) < 0 || fflush (stdout) == EOF) {
+    log_error ("--print-uri: writing to stdout: %m");
+    return -1;
+  }
+  return 0;
+}
+
 /* Large buffers (payloads, host reads) are short-lived and freed by
  * other threads than those that took them.  glibc gives every thread
  * its own arena, each of which keeps megabytes of such freed memory:
@@ -471,11 +581,13 @@ main (int argc, char *argv[])
 {
   struct config *cfg;
   char **words;
-  int nwords, status;
+  int nwords, nfile = 0, status;
 
   log_set_program ("nbd-loopback");
   malloc_setup ();
   make_getopt_tables ();
+  /* getopt's messages name argv[0]: the program, not its build path. */
+  argv[0] = (char *) "nbd-loopback";
 
   parse_daemon_options (argc, argv, NULL);
   nwords = argc - optind;
@@ -494,9 +606,12 @@ main (int argc, char *argv[])
     nf = n - optind;
     words = config_file_join (words, nwords, &fwords[optind], nf);
     nwords += nf;
+    nfile = nf;
   }
 
-  cfg = parse_groups (nwords, words);
+  cfg = parse_groups (nwords, words, nfile, config_file);
+  if (opt.readonly)
+    config_force_readonly (cfg);
 
   if (dump_config) {
     status = config_dump (cfg, stdout, probe_export) == 0
@@ -524,10 +639,14 @@ main (int argc, char *argv[])
     exit (EXIT_FAILURE);
   }
 
+  if (opt.exit_with_parent)
+    exit_with_parent ();
   /* Devices first: a bad file is reported before anything listens. */
   if (exports_open_devices (cfg) == -1)
     exit (EXIT_FAILURE);
   if (listen_open () == -1)
+    die_after_listen ();
+  if (opt.print_uri && print_uri () == -1)
     die_after_listen ();
 
   /* Signals are taken by loop 0 through signalfd: block them before

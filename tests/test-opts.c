@@ -41,7 +41,18 @@ static const struct test_case cases[] = {
     { "lo0.path=/fs/flash/q4.img", "cache=131072" }, "'auto' has no effect" },
   { "blk cache=256k,vnode=128,automount=lo0:/mnt/tts:cd loopback ro,blksz=2048,fd=/mnt/EFS/tts.iso",
     NULL, { "lo0.access=ro", "lo0.blksz=2048", "cache=262144" }, "'vnode'" },
-  { "fd=/devf/iso blk automount=lo0:/fs/iso:cd", "must follow a group keyword" },
+  { "fd=/devf/iso blk automount=lo0:/fs/iso:cd",
+    "'fd=/devf/iso': options must follow a group keyword: write "
+    "'loopback fd=/devf/iso'" },
+  { "disk.img", "'disk.img': options must follow a group keyword, "
+    "'loopback' or 'blk'; to serve a file, write 'loopback fd=disk.img'" },
+  { "cache=64m loopback fd=/a", "write 'blk cache=64m'" },
+  /* A QNX line pasted with its program name. */
+  { "devb-loopback loopback fd=/a blk cache=1m", NULL,
+    { "lo0.path=/a", "cache=1048576" } },
+  { "/sbin/devb-loopback blk cache=1m loopback fd=/a", NULL,
+    { "lo0.path=/a" } },
+  { "loopback fd=/a devb-loopback", "unknown loopback option" },
 
   /* ---- Real QNX command lines (qnx-options.md section 6) ---- */
   { "blk cache=64M,auto=partition,vnode=2000,ncache=2000,noatime,commit=low dos exe=all loopback fd=/img",
