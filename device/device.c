@@ -73,6 +73,10 @@ stat_target (const struct export_config *ec, struct stat *st)
     if (errno == EACCES)
       log_error ("%s: %s: cannot open: %m (this user may not search a "
                  "directory on the path)", label (ec), ec->path);
+    else if (errno == ENOENT)
+      log_error ("%s: %s: cannot open: %m (an fd= file must exist with "
+                 "the size to export: make one, e.g. truncate -s 1G %s)",
+                 label (ec), ec->path, ec->path);
     else
       log_error ("%s: %s: cannot open: %m", label (ec), ec->path);
     return -1;

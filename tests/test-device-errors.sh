@@ -10,7 +10,7 @@ set -x
 
 make_tmpdir
 
-expect_fail_with "^hold-device: error: lo0: $tmp/missing.img: cannot open: No such file or directory$" \
+expect_fail_with "^hold-device: error: lo0: $tmp/missing.img: cannot open: No such file or directory \(an fd= file must exist with the size to export: make one, e.g. truncate -s 1G $tmp/missing.img\)$" \
     hold-device --no-wait denyno:"$tmp/missing.img"
 
 mkdir "$tmp/dir"

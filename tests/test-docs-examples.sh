@@ -14,8 +14,12 @@
 # 127.0.0.1, 10809 a free port, /srv/ and /tmp/ scratch directories
 # (holding cd.iso and disk.img).  An example that starts a server
 # (nbd-loopback or nbdkit) runs with no other server up; any other
-# runs while a reference server serves the README's first example
-# (lo0 = /srv/cd.iso read-only, lo1 = /srv/disk.img), and the files
+# runs while a reference server serves: for README.md, what
+# "./quickstart run" serves (its own command line, read from the
+# script: lo0 = a sparse 1 GiB demo image), so that its client
+# examples are known to work against the quick start; for the man
+# pages, their first example (lo0 = /srv/cd.iso read-only, lo1 =
+# /srv/disk.img), and the files
 # are made afresh before each example that starts a server.  Servers an
 # example starts get a pidfile and are ended by PID after it; nbdkit
 # loads the plugin from the build tree; qemu-system-x86_64 starts its
@@ -214,19 +218,35 @@ nbdkit_asan=$(plugin_asan_runtime)
 export work tmp loopback_plugin nbdkit_asan
 export pids=$tmp/pidfiles
 
-ref=0
-ref_start ()
+# The quick start's server: the words after "set --" in quickstart's
+# demo branch, with its -p and the demo image made here.
+quickstart_args=$(sed -n 's/^ *set -- \(-p 10809 loopback fd=.*demo\.img"\)$/\1/p' \
+                      "$abs_top_srcdir/quickstart")
+test -n "$quickstart_args" || fail "quickstart's demo command line was not found"
+mkdir -p "$tmp/qs/data"
+truncate -s 1G "$tmp/qs/data/demo.img"
+eval "set -- $(top=$tmp/qs; eval "echo $quickstart_args")"
+test "$1 $2" = "-p 10809" || fail "quickstart's demo does not use -p 10809"
+shift 2
+quickstart_words=("$@")
+
+ref=none
+ref_start ()                    # ref_start readme|man
 {
-    [ $ref = 1 ] && return
-    start_server_tcp loopback ro,blksz=2048,fd="$tmp/srv/cd.iso",rw,fd="$tmp/srv/disk.img" \
-        blk cache=64m
-    ref=1
+    [ $ref = "$1" ] && return
+    ref_stop
+    case $1 in
+    readme) start_server_tcp "${quickstart_words[@]}" ;;
+    man) start_server_tcp loopback ro,blksz=2048,fd="$tmp/srv/cd.iso",rw,fd="$tmp/srv/disk.img" \
+             blk cache=64m ;;
+    esac
+    ref=$1
 }
 ref_stop ()
 {
-    [ $ref = 0 ] && return
+    [ $ref = none ] && return
     stop_server
-    ref=0
+    ref=none
 }
 # End what an example started, by PID.  A daemon is not our child:
 # once it has exited it is a zombie until init reaps it, which can
@@ -286,7 +306,10 @@ for f in "$tmp"/blocks/*; do
         fresh_files
         port=$(( 20000 + RANDOM % 40000 ))
     else
-        ref_start
+        case $where in
+        README.md*) ref_start readme ;;
+        *) ref_start man ;;
+        esac
     fi
     export port
     tail -n +2 "$f" |

@@ -100,6 +100,46 @@ cat "$tmp/run.log"
 test "$server_status" -eq 0 ||
     fail "./quickstart run exited with $server_status after SIGTERM"
 
+# With arguments, still this machine only unless -i or -U says
+# otherwise, with hints that work; a missing fd= file is not made
+# (only the demo image is), the daemon says how to make one.
+port2=$(( 20000 + RANDOM % 40000 ))
+truncate -s 8M "$tmp/mine.img"
+./quickstart run -p "$port2" loopback fd="$tmp/mine.img" \
+    > "$tmp/run2.out" 2> "$tmp/run2.log" &
+qs_pid=$!
+cleanup_fn kill_pid $qs_pid
+serving2 () {
+    kill -0 $qs_pid || { cat "$tmp/run2.log"; fail "./quickstart run -p $port2 exited"; }
+    nbdinfo --size "nbd://127.0.0.1:$port2" >/dev/null
+}
+wait_for 60 serving2
+cat "$tmp/run2.log"
+ss -ltnH "sport = :$port2" > "$tmp/listening"
+cat "$tmp/listening"
+grep -q "127.0.0.1:$port2" "$tmp/listening"
+if grep -Eq "(0\.0\.0\.0|\[::\]|\*):$port2" "$tmp/listening"; then
+    fail "./quickstart run ARGS listens on every address"
+fi
+sed -n '/From another terminal:/,$p' "$tmp/run2.log" | tail -n +2 |
+    sed -n 's/^ *\([a-z].*\)/\1/p' | grep -v '^nbd-loopback' > "$tmp/hints2"
+test "$(wc -l < "$tmp/hints2")" -ge 3
+while read -r hint; do
+    echo "hint: $hint"
+    bash -c "$hint" > /dev/null || fail "the printed hint failed: $hint"
+done < "$tmp/hints2"
+kill -TERM $qs_pid
+server_pid=$qs_pid
+wait_server_exit
+test "$server_status" -eq 0
+
+if ./quickstart run -p "$port2" loopback fd="$tmp/missing.img" 2> "$tmp/run3.log"; then
+    fail "./quickstart run served a missing file"
+fi
+cat "$tmp/run3.log"
+test ! -e "$tmp/missing.img" || fail "./quickstart run made $tmp/missing.img"
+grep -F "truncate -s 1G $tmp/missing.img" "$tmp/run3.log"
+
 # Building and serving left nothing git does not ignore.
 untracked=$(git status --porcelain)
 test -z "$untracked" || fail "the build left files git does not ignore: $untracked"
