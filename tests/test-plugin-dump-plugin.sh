@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # nbdkit --dump-plugin describes the plugin (name, parallel thread
-# model, loopback_version = the package version, the callbacks issue 6
+# model, loopback_version = the package version, the callbacks SPEC
 # asks for), and nbdkit --help shows its configuration help.
 source ./functions.sh
 set -e
