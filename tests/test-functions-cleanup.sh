@@ -11,8 +11,9 @@ make_tmpdir
 cat > "$tmp/ignores-term.sh" <<EOT
 source "$PWD/functions.sh"
 set -e
-sh -c 'trap "" TERM; sleep 30' &
+sh -c 'trap "" TERM; : > "$tmp/ignoring"; sleep 30' &
 cleanup_fn kill_pid \$!
+wait_for 10 test -e "$tmp/ignoring"
 echo "the test's body passed"
 EOT
 cat > "$tmp/stops.sh" <<EOT
