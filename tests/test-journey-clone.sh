@@ -104,7 +104,7 @@ test "$server_status" -eq 0 ||
 # otherwise, with hints that work; a missing fd= file is not made
 # (only the demo image is), the daemon says how to make one.
 port2=$(( 20000 + RANDOM % 40000 ))
-truncate -s 8M "$tmp/mine.img"
+truncate -s 128M "$tmp/mine.img"
 ./quickstart run -p "$port2" loopback fd="$tmp/mine.img" \
     > "$tmp/run2.out" 2> "$tmp/run2.log" &
 qs_pid=$!
