@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -127,7 +128,7 @@ drop_output_locked (struct connection *conn)
 
   while ((m = conn->out_head) != NULL) {
     conn->out_head = m->next;
-    conn->buffered -= m->acct;
+    conn_hold_locked (conn, -(int64_t) m->acct);
     outmsg_free (m);
   }
   conn->out_tail = NULL;
@@ -178,7 +179,7 @@ flush_locked (struct connection *conn)
       conn->out_head = m->next;
       if (conn->out_head == NULL)
         conn->out_tail = NULL;
-      conn->buffered -= m->acct;
+      conn_hold_locked (conn, -(int64_t) m->acct);
       retire_locked (conn, m);
     }
   }
@@ -217,7 +218,7 @@ conn_queue (struct connection *conn, struct outmsg *msg)
     outmsg_free (msg);
     return;
   }
-  conn->buffered += msg->acct;
+  conn_hold_locked (conn, msg->acct);
   append_locked (conn, msg);
 }
 
@@ -253,18 +254,40 @@ conn_flush (struct connection *conn)
     start_writing (conn);
 }
 
+/* The memory budget (--max-buffered): bytes held by all connections
+ * (payloads of requests in flight, replies not yet sent).
+ */
+static uint64_t total_held;             /* atomic */
+
 void
-conn_account (struct connection *conn, int64_t delta)
+conn_hold_locked (struct connection *conn, int64_t delta)
 {
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->lock);
   conn->buffered += delta;
+  __atomic_add_fetch (&total_held, delta, __ATOMIC_RELAXED);
 }
 
-static bool
-under_limits_locked (const struct connection *conn)
+uint64_t
+conn_total_held (void)
 {
-  return conn->inflight < CONN_MAX_INFLIGHT
-    && conn->buffered < CONN_MAX_BUFFERED;
+  return __atomic_load_n (&total_held, __ATOMIC_RELAXED);
+}
+
+/* Whether the connection may read another request.  Its own limits,
+ * and the process's: over --max-buffered, every connection that holds
+ * something waits until what it holds has gone (the clients that stop
+ * reading replies keep waiting, and are cut off by --stall-timeout),
+ * while one holding nothing may always take one request.  So every
+ * client makes progress, and memory stays within the budget plus one
+ * request per connection, however many connections there are.
+ */
+bool
+conn_under_limits_locked (const struct connection *conn)
+{
+  if (conn->inflight >= CONN_MAX_INFLIGHT
+      || conn->buffered >= CONN_MAX_BUFFERED)
+    return false;
+  return conn->buffered == 0
+    || __atomic_load_n (&total_held, __ATOMIC_RELAXED) < opt.max_buffered;
 }
 
 void
@@ -284,7 +307,7 @@ request_back_locked (struct connection *conn, struct request *req,
                      struct outmsg *reply)
 {
   conn->inflight--;
-  conn->buffered -= req->acct;
+  conn_hold_locked (conn, -(int64_t) req->acct);
   req->acct = 0;
   if (reply == NULL && !conn->dead) {
     /* The client would wait for this reply forever. */
@@ -296,10 +319,10 @@ request_back_locked (struct connection *conn, struct request *req,
   if (conn->dead)
     outmsg_free (reply);
   else {
-    conn->buffered += reply->acct;
+    conn_hold_locked (conn, reply->acct);
     append_locked (conn, reply);
   }
-  return conn->dead || (conn->read_paused && under_limits_locked (conn))
+  return conn->dead || (conn->read_paused && conn_under_limits_locked (conn))
     || (conn->inflight == 0 && conn->phase_closing);
 }
 
@@ -312,8 +335,11 @@ conn_request_back (struct connection *conn, struct request *req,
   lock_or_abort (&conn->lock);
   check = request_back_locked (conn, req, reply);
   if (send_here && !conn->dead && conn->out_head == reply
-      && conn->ops->send_from_any_thread)
+      && conn->ops->send_from_any_thread) {
     flush_locked (conn);
+    /* What was sent no longer counts: reading may resume. */
+    check |= conn->read_paused && conn_under_limits_locked (conn);
+  }
   if (conn->out_head)
     conn->want_write = true;
   /* Wake the loop only when it has something to do. */
@@ -353,6 +379,27 @@ conn_finish (struct connection *conn, const char *why)
     ev_timer_stop (conn->loop->ev, &conn->timer);
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->lock);
   conn->phase_closing = true;
+}
+
+/* Once clients that held much have gone, give the freed memory back
+ * to the system: glibc keeps freed heap memory (replies and payloads
+ * of a megabyte and more) for reuse otherwise.  At most once a second,
+ * when little is held.
+ */
+static void
+give_memory_back (void)
+{
+  static uint64_t last_ms;              /* loop threads: atomic */
+  uint64_t now = (uint64_t) (ev_time () * 1000), then;
+
+  if (conn_total_held () > MALLOC_TRIM_BELOW)
+    return;
+  then = __atomic_load_n (&last_ms, __ATOMIC_RELAXED);
+  if (now - then < 1000 ||
+      !__atomic_compare_exchange_n (&last_ms, &then, now, false,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    return;
+  malloc_trim (0);
 }
 
 void
@@ -407,12 +454,15 @@ conn_free (struct connection *conn)
   outmsg_free (conn->spare_batch);
   if (conn->rx_req)
     request_free (conn->rx_req);
+  if (conn->buffered)                   /* not expected: keep the sum right */
+    conn_hold_locked (conn, -(int64_t) conn->buffered);
   free (conn->inbuf);
   free (conn->opt_data);
   free (conn->meta_export);
   pthread_mutex_destroy (&conn->lock);
   free (conn);
   __atomic_fetch_sub (&open_connections, 1, __ATOMIC_RELAXED);
+  give_memory_back ();
   loop_maybe_finish (loop);
 }
 
@@ -447,7 +497,7 @@ conn_check (struct connection *conn)
     inflight = conn->inflight;
     pending = conn->out_head != NULL;
     conn->want_write = false;
-    resume = conn->read_paused && under_limits_locked (conn);
+    resume = conn->read_paused && conn_under_limits_locked (conn);
     if (resume && conn->phase == PHASE_TRANSMISSION)
       conn->read_paused = false;
     unlock_or_abort (&conn->lock);
@@ -464,6 +514,12 @@ conn_check (struct connection *conn)
       conn_flush (conn);
       lock_or_abort (&conn->lock);
       pending = conn->out_head != NULL;
+      /* What was sent no longer counts: reading may resume. */
+      if (!resume && conn->read_paused && conn_under_limits_locked (conn)) {
+        resume = true;
+        if (conn->phase == PHASE_TRANSMISSION)
+          conn->read_paused = false;
+      }
       unlock_or_abort (&conn->lock);
     }
     if (conn->phase == PHASE_FINISHING && !pending && inflight == 0) {

@@ -35,6 +35,8 @@
 #define MAX_OPTION_LENGTH   (64 * 1024)        /* longer: NBD_REP_ERR_TOO_BIG */
 #define CONN_MAX_INFLIGHT   128                /* requests at workers */
 #define CONN_MAX_BUFFERED   (64 * 1024 * 1024) /* payload + reply bytes */
+#define MAX_BUFFERED_DEFAULT (64 * 1024 * 1024) /* --max-buffered */
+#define MALLOC_TRIM_BELOW   (1024 * 1024)      /* see give_memory_back */
 #define CONN_INBUF_SIZE     (64 * 1024)
 #define FASTPATH_MAX        (1024 * 1024)      /* reads served on the loop */
 #define FASTPATH_PIN_MIN    (64 * 1024)        /* ... sent from the cache */
@@ -74,6 +76,7 @@ struct daemon_options {
   bool readonly;                /* -r: every export read-only */
   bool exit_with_parent;        /* --exit-with-parent */
   bool print_uri;               /* --print-uri */
+  uint64_t max_buffered;        /* --max-buffered: bytes held, all clients */
 };
 extern struct daemon_options opt;
 
@@ -424,7 +427,14 @@ extern void conn_kill (struct connection *conn, const char *why);
 /* Loop thread: transmission entered: stop the handshake timer. */
 extern void conn_enter_transmission (struct connection *conn);
 /* Account bytes held for a request (any thread, lock not held). */
-extern void conn_account (struct connection *conn, int64_t delta);
+/* Count delta bytes (payloads, replies) as held by the connection,
+ * and in the process's budget (conn->lock held).
+ */
+extern void conn_hold_locked (struct connection *conn, int64_t delta);
+/* Bytes held by every connection together. */
+extern uint64_t conn_total_held (void);
+/* conn may read another request: its own limits and the budget. */
+extern bool conn_under_limits_locked (const struct connection *conn);
 extern void conn_free (struct connection *conn);
 extern uint64_t nr_connections_total (void);
 extern unsigned nr_connections_now (void);

@@ -40,6 +40,7 @@ struct daemon_options opt = {
   .loops = 0,                   /* 0: one per CPU (default_loops) */
   .poll_us = 50,
   .max_connections = MAX_CONNECTIONS_DEFAULT,
+  .max_buffered = MAX_BUFFERED_DEFAULT,
 };
 const struct config *config;
 static bool tls_given;          /* --tls: otherwise on with credentials */
@@ -61,6 +62,7 @@ enum {
   ALLOW_OPTION,
   EXIT_WITH_PARENT_OPTION,
   PRINT_URI_OPTION,
+  MAX_BUFFERED_OPTION,
 };
 
 /* The daemon options, in --help order.  getopt's tables and the
@@ -105,6 +107,8 @@ static const struct daemon_opt daemon_opts[] = {
     "drop a client that reads no reply for SECS (default 60)" },
   { "max-connections", MAX_CONNECTIONS_OPTION, required_argument, "N",
     "refuse clients beyond N (default 1000)" },
+  { "max-buffered", MAX_BUFFERED_OPTION, required_argument, "SIZE",
+    "memory for clients' payloads and unsent replies (default 64m)" },
   { "loops", LOOPS_OPTION, required_argument, "N",
     "event loop threads (default: one per CPU, at most 8)" },
   { "poll", POLL_OPTION, required_argument, "USECS",
@@ -300,6 +304,27 @@ parse_count (const char *option, const char *arg, unsigned max)
   return n;
 }
 
+/* A size: digits with an optional k, m or g (powers of 1024), at
+ * least 1 MiB.
+ */
+static uint64_t
+parse_bytes (const char *option, const char *arg)
+{
+  char *end;
+  unsigned long long n;
+  unsigned shift = 0;
+
+  errno = 0;
+  n = strtoull (arg, &end, 10);
+  if (*end == 'k' || *end == 'K') shift = 10, end++;
+  else if (*end == 'm' || *end == 'M') shift = 20, end++;
+  else if (*end == 'g' || *end == 'G') shift = 30, end++;
+  if (errno || end == arg || *end || arg[0] == '-' ||
+      n > (UINT64_MAX >> shift) || (n << shift) < 1024 * 1024)
+    bad_usage ("%s: expected a size of at least 1m (e.g. 256m)", option);
+  return n << shift;
+}
+
 /* A port number from 0 to 65535, or a service name (/etc/services):
  * getaddrinfo would take 99999 modulo 65536.
  */
@@ -478,6 +503,9 @@ parse_daemon_options (int argc, char **argv, const char *source)
     case POLL_OPTION:
       opt.poll_us = strcmp (optarg, "0") == 0 ? 0
         : parse_count ("--poll", optarg, 1000000);
+      break;
+    case MAX_BUFFERED_OPTION:
+      opt.max_buffered = parse_bytes ("--max-buffered", optarg);
       break;
     case MAX_CONNECTIONS_OPTION:
       opt.max_connections = parse_count ("--max-connections", optarg,

@@ -519,7 +519,7 @@ count_in_flight (struct connection *conn, struct request *req)
 {
   lock_or_abort (&conn->lock);
   conn->inflight++;
-  conn->buffered += req->acct;
+  conn_hold_locked (conn, req->acct);
   unlock_or_abort (&conn->lock);
   __atomic_fetch_add (&conn->exp->host_io_requests, 1, __ATOMIC_RELAXED);
 }
@@ -695,7 +695,7 @@ submit (struct connection *conn, struct request *req)
     return;
   lock_or_abort (&conn->lock);
   conn->inflight++;
-  conn->buffered += req->acct;
+  conn_hold_locked (conn, req->acct);
   unlock_or_abort (&conn->lock);
   __atomic_fetch_add (&conn->exp->worker_requests, 1, __ATOMIC_RELAXED);
   req->job.run = run_request;
@@ -780,16 +780,19 @@ static bool
 over_limits (struct connection *conn)
 {
   bool over;
+  uint64_t held;
 
   lock_or_abort (&conn->lock);
-  over = conn->inflight >= CONN_MAX_INFLIGHT
-    || conn->buffered >= CONN_MAX_BUFFERED;
+  over = !conn_under_limits_locked (conn);
   if (over)
     conn->read_paused = true;
+  held = conn->buffered;
   unlock_or_abort (&conn->lock);
   if (over) {
     ev_io_stop (conn->loop->ev, &conn->rw);
-    conn_debug (conn, "over the in-flight limits: reading paused");
+    conn_debug (conn, "over the limits (holding %" PRIu64 " bytes, all "
+                "connections %" PRIu64 "): reading paused", held,
+                conn_total_held ());
   }
   return over;
 }
