@@ -338,6 +338,21 @@ dirty_bytes (void)
   return sum;
 }
 
+/* For the service's status line: 32.0 KiB, 1.5 GiB. */
+static const char *
+human (char buf[32], double bytes)
+{
+  static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+  size_t u = 0;
+
+  while (bytes >= 1024 && u < sizeof units / sizeof units[0] - 1) {
+    bytes /= 1024;
+    u++;
+  }
+  snprintf (buf, 32, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
 /* One report: the bytes left, and the rate since the write-back
  * began.
  */
@@ -348,14 +363,15 @@ progress_report (void)
   uint64_t written = progress_dirty0 > left ? progress_dirty0 - left : 0;
   double secs = seconds_since (&progress_t0);
   double rate = secs > 0 ? written / secs / (1024 * 1024) : 0;
+  char b1[32], b2[32];
 
   if (progress_verbose || progress_tty) {
     log_info ("writing back: %" PRIu64 " bytes left, %.1f MiB/s",
               left, rate);
     progress_shown = true;
   }
-  notify_send ("STATUS=writing back: %.1f MiB left, %.1f MiB/s",
-               left / (1024. * 1024), rate);
+  notify_send ("STATUS=writing back: %s left, %s/s",
+               human (b1, left), human (b2, rate * 1024 * 1024));
 }
 
 static void *
@@ -383,6 +399,8 @@ static bool progress_running;
 void
 stats_progress_start (void)
 {
+  char b1[32];
+
   clock_gettime (CLOCK_MONOTONIC, &progress_t0);
   progress_verbose = log_verbose > 0;
   progress_tty = isatty (STDERR_FILENO);
@@ -395,8 +413,8 @@ stats_progress_start (void)
     log_info ("writing back: %" PRIu64 " bytes left", progress_dirty0);
     progress_shown = true;
   }
-  notify_send ("STATUS=writing back: %.1f MiB left",
-               progress_dirty0 / (1024. * 1024));
+  notify_send ("STATUS=writing back: %s left",
+               human (b1, progress_dirty0));
   progress_running =
     pthread_create (&progress_tid, NULL, progress_thread, NULL) == 0;
 }
@@ -422,9 +440,10 @@ stats_shutdown (void)
       log_info ("writing back: done, %" PRIu64 " bytes in %.1f s, %"
                 PRIu64 " bytes left", progress_dirty0,
                 seconds_since (&progress_t0), dirty_bytes ());
-    notify_send ("STATUS=written back: %.1f MiB in %.1f s, exiting",
-                 progress_dirty0 / (1024. * 1024),
-                 seconds_since (&progress_t0));
+    char b1[32];
+
+    notify_send ("STATUS=written back: %s in %.1f s, exiting",
+                 human (b1, progress_dirty0), seconds_since (&progress_t0));
   }
   if (log_verbose > 0)
     stats_log ();
