@@ -34,4 +34,26 @@ for unit in nbd-loopback.service nbd-loopback@.service; do
         echo "$out" | grep '✗'
         fail "$unit: exposure $level is above $threshold"
     }
+
+    # The sandbox still lets the daemon write the example config's
+    # writable exports: each is under a ReadWritePaths= directory.
+    rw_dirs=$(sed -n 's/^ReadWritePaths=//p' "$f" | tr ' ' '\n' | sed 's/^-//')
+    test -n "$rw_dirs" || fail "$unit has no ReadWritePaths="
+    # (Its files are made under $tmp, which is taken off again.)
+    sed "s|=/|=$tmp/root/|g" "$abs_top_srcdir/contrib/systemd/example.conf" \
+        > "$tmp/example.conf"
+    for p in $(grep -o "fd=$tmp/root/[^ ,]*" "$tmp/example.conf"); do
+        mkdir -p "$(dirname "${p#fd=}")"
+        truncate -s 1M "${p#fd=}"
+    done
+    nbd-loopback --dump-config --config-file "$tmp/example.conf" > "$tmp/dump"
+    for lo in $(sed -n 's/^\(lo[0-9]*\)\.access=rw$/\1/p' "$tmp/dump"); do
+        path=$(sed -n "s|^$lo\\.path=$tmp/root||p" "$tmp/dump")
+        ok=
+        for d in $rw_dirs; do
+            case $path in "$d"/*) ok=1 ;; esac
+        done
+        test -n "$ok" || fail "$unit: $path ($lo, rw) is not under ReadWritePaths ($rw_dirs)"
+        echo "$unit: $lo $path is writable"
+    done
 done
