@@ -25,7 +25,6 @@
 #include <config.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -44,7 +43,7 @@ int
 notify_init (void)
 {
   const char *path = getenv ("NOTIFY_SOCKET");
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
   size_t len;
   socklen_t salen;
   int fd;
@@ -52,16 +51,16 @@ notify_init (void)
   if (path == NULL || *path == '\0')
     return 0;
   len = strlen (path);
-  if ((path[0] != '/' && path[0] != '@') || len >= sizeof sun.sun_path) {
+  if ((path[0] != '/' && path[0] != '@') || len >= sizeof addr.sun_path) {
     log_error ("NOTIFY_SOCKET=%s: expected an absolute path or "
                "@abstract-name, shorter than %zu bytes", path,
-               sizeof sun.sun_path);
+               sizeof addr.sun_path);
     return -1;
   }
-  memcpy (sun.sun_path, path, len);
+  memcpy (addr.sun_path, path, len);
   salen = offsetof (struct sockaddr_un, sun_path) + len;
   if (path[0] == '@')
-    sun.sun_path[0] = '\0';     /* abstract: no trailing NUL counted */
+    addr.sun_path[0] = '\0';     /* abstract: no trailing NUL counted */
   else
     salen++;
 
@@ -70,7 +69,7 @@ notify_init (void)
     log_error ("NOTIFY_SOCKET: socket: %m");
     return -1;
   }
-  if (connect (fd, (struct sockaddr *) &sun, salen) == -1) {
+  if (connect (fd, (struct sockaddr *) &addr, salen) == -1) {
     log_error ("NOTIFY_SOCKET=%s: connect: %m", path);
     close (fd);
     return -1;

@@ -320,7 +320,7 @@ static bool progress_verbose, progress_tty;
 static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t progress_cond = PTHREAD_COND_INITIALIZER;
 static bool progress_done;      /* guarded by progress_lock */
-static bool progress_shown;     /* progress thread only, then joined */
+static bool progress_shown;     /* set before and by the thread; read after */
 static struct timespec progress_t0;
 static uint64_t progress_dirty0;
 
