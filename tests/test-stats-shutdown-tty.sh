@@ -57,10 +57,11 @@ stop_it ()
 {
     SECONDS=0
     kill -TERM "$server_pid"
-    status=0
-    wait "$script_pid" || status=$?
+    server_pid=$script_pid      # script exits with the server's status
+    wait_server_exit
     secs=$SECONDS
-    test "$status" -eq 0 || fail "the server exited with status $status"
+    test "$server_status" -eq 0 ||
+        fail "the server exited with status $server_status"
 }
 
 check_file ()
