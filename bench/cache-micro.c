@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* nbd-loopback: micro-benchmark of the cache's fast paths (issue 3).
+/* nbd-loopback: micro-benchmark of the cache's fast paths.
  *
  * Why: the cache sits on every request, so its hit and write paths
  * must cost little next to a bare memcpy, and two threads hitting the

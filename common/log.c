@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -14,6 +16,7 @@ int log_verbose;
 
 static log_sink_fn sink;            /* NULL: stderr */
 static const char *program = PACKAGE_NAME;
+static bool journal;                /* stderr is systemd's journal */
 
 void
 log_set_sink (log_sink_fn fn)
@@ -27,6 +30,27 @@ log_set_program (const char *name)
   program = name;
 }
 
+/* systemd connects a service's stderr to the journal and says so in
+ * JOURNAL_STREAM=DEVICE:INODE (systemd.exec(5)); the journal then reads
+ * a "<N>" at the start of a line as its syslog priority
+ * (sd-daemon(3)).  The variable is inherited by children whose stderr
+ * is elsewhere, so it counts only if it names our stderr.
+ */
+void
+log_detect_journal (void)
+{
+  const char *env = getenv ("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  struct stat st;
+  int n = 0;
+
+  journal = env
+    && sscanf (env, "%llu:%llu%n", &dev, &ino, &n) == 2 && env[n] == '\0'
+    && fstat (STDERR_FILENO, &st) == 0
+    && (unsigned long long) st.st_dev == dev
+    && (unsigned long long) st.st_ino == ino;
+}
+
 static void
 stderr_sink (enum log_level level, const char *msg)
 {
@@ -36,10 +60,18 @@ stderr_sink (enum log_level level, const char *msg)
     [LOG_LEVEL_INFO] = "",
     [LOG_LEVEL_DEBUG] = "debug: ",
   };
+  /* The syslog priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+  static const char *const priority[] = {
+    [LOG_LEVEL_ERROR] = "<3>",
+    [LOG_LEVEL_WARNING] = "<4>",
+    [LOG_LEVEL_INFO] = "<6>",
+    [LOG_LEVEL_DEBUG] = "<7>",
+  };
   char line[4096];
   int n;
 
-  n = snprintf (line, sizeof line, "%s: %s%s\n", program, prefix[level], msg);
+  n = snprintf (line, sizeof line, "%s%s: %s%s\n",
+                journal ? priority[level] : "", program, prefix[level], msg);
   if (n < 0)
     return;
   if ((size_t) n >= sizeof line) {

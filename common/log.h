@@ -31,6 +31,12 @@ extern void log_set_sink (log_sink_fn sink);
 /* Program name used as the prefix of stderr lines. */
 extern void log_set_program (const char *name);
 
+/* If stderr is systemd's journal (JOURNAL_STREAM names it), start
+ * stderr lines with their syslog priority ("<3>" for errors, ...), so
+ * the journal records errors as errors.  Call during start-up only.
+ */
+extern void log_detect_journal (void);
+
 /* 0 = errors, warnings and notices; 1 or more = debug messages too.
  * Written during start-up only.
  */

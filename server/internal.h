@@ -518,6 +518,20 @@ extern bool uring_write (struct loop *loop, struct request *req);
  */
 extern void uring_kick (struct loop *loop);
 
+/* ---- notify.c: the service manager's notify socket ---- */
+
+/* Connect to NOTIFY_SOCKET, if set, and take it out of the
+ * environment; -1 (logged) if it is set but unusable.
+ */
+extern int notify_init (void);
+extern bool notify_enabled (void);
+/* One datagram of VARIABLE=VALUE lines ("READY=1", "STATUS=...");
+ * nothing without NOTIFY_SOCKET.  Any thread.
+ */
+extern void notify_send (const char *fs, ...)
+  __attribute__ ((format (printf, 1, 2)));
+extern void notify_close (void);
+
 /* ---- signals.c ---- */
 
 extern void signals_block (void);
@@ -537,9 +551,11 @@ extern void stats_log (void);
 extern int stats_write_file (const char *event);
 /* SIGUSR1: both of the above. */
 extern void stats_report (void);
-/* Once serving has stopped: with -v and a dirty cache, log the bytes
- * left to write back now and then once a second until stats_shutdown
- * (the workers may still be writing back for clients that left).
+/* Once serving has stopped, with a dirty cache: report the bytes left
+ * to write back and the rate once a second until stats_shutdown (the
+ * workers may still be writing back for clients that left).  With -v
+ * in the log, also at once; on a terminal, from the first second on;
+ * to the service manager as its STATUS.
  */
 extern void stats_progress_start (void);
 /* Before exports_close: write every export back, end the progress

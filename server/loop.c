@@ -246,6 +246,8 @@ server_shutdown (void)
   __atomic_store_n (&shutting_down, true, __ATOMIC_RELAXED);
   log_debug ("shutting down: finishing requests in flight, then writing "
              "back the cache");
+  notify_send ("STOPPING=1\nSTATUS=shutting down: finishing the "
+               "requests in flight");
   listen_stop ();
   captive_terminate ();
   for (unsigned i = 0; i < nr_loops; i++) {

@@ -612,6 +612,7 @@ main (int argc, char *argv[])
   int nwords, nfile = 0, status;
 
   log_set_program ("nbd-loopback");
+  log_detect_journal ();
   malloc_setup ();
   make_getopt_tables ();
   /* getopt's messages name argv[0]: the program, not its build path. */
@@ -660,6 +661,8 @@ main (int argc, char *argv[])
   if (tls_resolve_paths () == -1)
     exit (EXIT_FAILURE);
   if (stats_init () == -1)
+    exit (EXIT_FAILURE);
+  if (notify_init () == -1)
     exit (EXIT_FAILURE);
   if (cfg->nr_exports == 0 && cfg->blk.ramdisk == 0) {
     log_error ("nothing to serve: give files with 'loopback fd=PATH' "
@@ -718,6 +721,8 @@ main (int argc, char *argv[])
     die_after_listen ();
   if (opt.run && captive_start (loops[0].ev) == -1)
     die_after_listen ();
+  notify_send ("READY=1\nMAINPID=%ld\nSTATUS=serving %zu export%s",
+               (long) getpid (), nr_exports, nr_exports == 1 ? "" : "s");
   if (!opt.foreground)
     daemon_ready ();
 
@@ -735,6 +740,7 @@ main (int argc, char *argv[])
   access_free ();
   listen_cleanup ();
   pidfile_remove ();
+  notify_close ();
   if (captive_status () >= 0 && status == EXIT_SUCCESS)
     status = captive_status ();
   log_debug ("exiting with status %d", status);

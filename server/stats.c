@@ -14,9 +14,11 @@
  *
  * At shutdown, stats_shutdown writes every export back before
  * exports_close forgets them.  A cache of gigabytes can take a while
- * to reach a slow disk, so with -v a thread reports the dirty bytes
- * left once a second meanwhile (cache_export_stats may be called from
- * any thread while another flushes).
+ * to reach a slow disk, so a thread reports the dirty bytes left and
+ * the rate once a second meanwhile (cache_export_stats may be called
+ * from any thread while another flushes): in the log with -v, on
+ * stderr when it is a terminal, and to systemd as the service's
+ * STATUS (notify.c).
  */
 #include <config.h>
 
@@ -308,9 +310,19 @@ stats_report (void)
 
 /* ---- The final write-back, with progress ---- */
 
+/* Who hears how the final write-back goes: with -v the log, at once
+ * and then every second; a terminal on stderr (someone is waiting at
+ * it, and may think the server hangs), every second once it has taken
+ * a second; the service manager (notify.c), as its STATUS.
+ */
+static bool progress_verbose, progress_tty;
+
 static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t progress_cond = PTHREAD_COND_INITIALIZER;
 static bool progress_done;      /* guarded by progress_lock */
+static bool progress_shown;     /* set before and by the thread; read after */
+static struct timespec progress_t0;
+static uint64_t progress_dirty0;
 
 static uint64_t
 dirty_bytes (void)
@@ -324,6 +336,42 @@ dirty_bytes (void)
     sum += s.dirty_blocks * CACHE_BLOCK_SIZE;
   }
   return sum;
+}
+
+/* For the service's status line: 32.0 KiB, 1.5 GiB. */
+static const char *
+human (char buf[32], double bytes)
+{
+  static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+  size_t u = 0;
+
+  while (bytes >= 1024 && u < sizeof units / sizeof units[0] - 1) {
+    bytes /= 1024;
+    u++;
+  }
+  snprintf (buf, 32, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
+/* One report: the bytes left, and the rate since the write-back
+ * began.
+ */
+static void
+progress_report (void)
+{
+  uint64_t left = dirty_bytes ();
+  uint64_t written = progress_dirty0 > left ? progress_dirty0 - left : 0;
+  double secs = seconds_since (&progress_t0);
+  double rate = secs > 0 ? written / secs / (1024 * 1024) : 0;
+  char b1[32], b2[32];
+
+  if (progress_verbose || progress_tty) {
+    log_info ("writing back: %" PRIu64 " bytes left, %.1f MiB/s",
+              left, rate);
+    progress_shown = true;
+  }
+  notify_send ("STATUS=writing back: %s left, %s/s",
+               human (b1, left), human (b2, rate * 1024 * 1024));
 }
 
 static void *
@@ -340,26 +388,33 @@ progress_thread (void *arg)
                                       &next) != ETIMEDOUT)
       ;
     if (!progress_done)
-      log_info ("writing back: %" PRIu64 " bytes left", dirty_bytes ());
+      progress_report ();
   }
   return NULL;
 }
 
 static pthread_t progress_tid;
 static bool progress_running;
-static struct timespec progress_t0;
-static uint64_t progress_dirty0;
 
 void
 stats_progress_start (void)
 {
+  char b1[32];
+
   clock_gettime (CLOCK_MONOTONIC, &progress_t0);
-  if (log_verbose == 0)
+  progress_verbose = log_verbose > 0;
+  progress_tty = isatty (STDERR_FILENO);
+  if (!progress_verbose && !progress_tty && !notify_enabled ())
     return;
   progress_dirty0 = dirty_bytes ();
   if (progress_dirty0 == 0)
     return;
-  log_info ("writing back: %" PRIu64 " bytes left", progress_dirty0);
+  if (progress_verbose) {
+    log_info ("writing back: %" PRIu64 " bytes left", progress_dirty0);
+    progress_shown = true;
+  }
+  notify_send ("STATUS=writing back: %s left",
+               human (b1, progress_dirty0));
   progress_running =
     pthread_create (&progress_tid, NULL, progress_thread, NULL) == 0;
 }
@@ -381,9 +436,14 @@ stats_shutdown (void)
     unlock_or_abort (&progress_lock);
     pthread_join (progress_tid, NULL);
     progress_running = false;
-    log_info ("writing back: done, %" PRIu64 " bytes in %.1f s, %" PRIu64
-              " bytes left", progress_dirty0, seconds_since (&progress_t0),
-              dirty_bytes ());
+    if (progress_shown)
+      log_info ("writing back: done, %" PRIu64 " bytes in %.1f s, %"
+                PRIu64 " bytes left", progress_dirty0,
+                seconds_since (&progress_t0), dirty_bytes ());
+    char b1[32];
+
+    notify_send ("STATUS=written back: %s in %.1f s, exiting",
+                 human (b1, progress_dirty0), seconds_since (&progress_t0));
   }
   if (log_verbose > 0)
     stats_log ();

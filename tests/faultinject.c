@@ -29,6 +29,7 @@
  *                        --journal rebuilds that image).
  *
  * A rule:   KINDS ACTION [after=N] [count=N] [from=OFFSET] [to=OFFSET]
+ *           [ms=N]
  *   KINDS   comma-separated: read, write, sync (fdatasync, fsync),
  *           fallocate, or all; positional matches only the positional
  *           transfers (pread, pwrite and their forms), as ESPIPE does
@@ -37,11 +38,12 @@
  *           that errno), short
  *           (a read or write moves half the bytes, at least one;
  *           for sync and fallocate, short means EIO), or slow (the
- *           call succeeds, 2 ms late: a slow disk)
+ *           call succeeds, 2 ms late, or ms=N late: a slow disk)
  *   after=N let the first N matching calls through (default 0)
  *   count=N then inject N faults and stop (default: no end)
  *   from/to only calls touching [from, to) match (transfers and
  *           fallocate; sync always matches)
+ *   ms=N    how late a slow call is (default 2)
  * The first rule that matches a call decides it.  '#' starts a
  * comment.
  */
@@ -76,6 +78,7 @@ struct rule {
   uint64_t after, count;        /* count 0: no end */
   uint64_t from, to;            /* to 0: no end */
   uint64_t seen, injected;
+  uint64_t ms;                  /* ACTION_SLOW: the delay */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -171,7 +174,7 @@ static void
 parse_rule (char *line)
 {
   char copy[256], *save = NULL, *w;
-  struct rule r = { 0 };
+  struct rule r = { .ms = 2 };
   int i = 0;
 
   snprintf (copy, sizeof copy, "%s", line);
@@ -195,6 +198,8 @@ parse_rule (char *line)
       r.from = strtoull (w + 5, NULL, 0);
     else if (strncmp (w, "to=", 3) == 0)
       r.to = strtoull (w + 3, NULL, 0);
+    else if (strncmp (w, "ms=", 3) == 0)
+      r.ms = strtoull (w + 3, NULL, 0);
     else
       goto bad;
   }
@@ -298,6 +303,7 @@ decide (int fd, unsigned kind, const char *call, uint64_t offset,
         uint64_t count)
 {
   int action = -1, saved = errno;
+  uint64_t ms = 0;
 
   if (!is_target (fd)) {
     errno = saved;
@@ -321,13 +327,15 @@ decide (int fd, unsigned kind, const char *call, uint64_t offset,
       continue;
     r->injected++;
     action = r->action;
+    ms = r->ms;
     if (action == 0 && (kind == K_SYNC || kind == K_FALLOCATE))
       action = EIO;
     break;
   }
   pthread_mutex_unlock (&lock);
   if (action == ACTION_SLOW) {
-    struct timespec ts = { .tv_nsec = 2000000 };
+    struct timespec ts = { .tv_sec = ms / 1000,
+                           .tv_nsec = (ms % 1000) * 1000000 };
     nanosleep (&ts, NULL);
     action = -1;                /* then the call goes through */
   }

@@ -27,6 +27,9 @@ iodepth=16
 verify=crc32c
 verify_fatal=1
 do_verify=1
+# Otherwise fio leaves local-verify-N-verify.state in the current
+# directory (the build tree, which make distcheck wants clean).
+verify_state_save=0
 
 [verify]
 JOB

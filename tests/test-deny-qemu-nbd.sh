@@ -14,7 +14,9 @@ make_tmpdir
 f="$tmp/disk.img"
 truncate -s 1M "$f"
 
-# qemu-nbd --fork returns once it is serving.
+# qemu-nbd --fork returns once it listens, but a SIGTERM that comes
+# before its main loop runs is lost (it then sets its state to
+# running): wait until it answers a client before it may be stopped.
 start_qemu_nbd ()
 {
     rm -f "$tmp/qemu-nbd.pid"
@@ -22,6 +24,7 @@ start_qemu_nbd ()
         -f raw -t "$f"
     qpid=$(cat "$tmp/qemu-nbd.pid")
     cleanup_fn kill_pid $qpid
+    wait_for 30 qemu-img info "nbd+unix:///?socket=$tmp/sock"
 }
 
 start_qemu_nbd

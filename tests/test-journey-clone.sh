@@ -21,8 +21,14 @@ if "$abs_top_builddir/config.status" --config | grep -q -- '--enable-sanitizers'
 fi
 requires git --version
 requires nbdinfo --version
-git -C "$abs_top_srcdir" rev-parse --git-dir >/dev/null 2>&1 ||
+# A release tarball is not a git checkout, even when it is unpacked
+# inside one (make distcheck in a build directory of a checkout): the
+# source directory must be the top of its own work tree.
+git_top=$(git -C "$abs_top_srcdir" rev-parse --show-toplevel 2>/dev/null) ||
     skip "$abs_top_srcdir is not a git checkout (a release tarball?)"
+test "$(cd "$git_top" && pwd -P)" = "$(cd "$abs_top_srcdir" && pwd -P)" ||
+    skip "$abs_top_srcdir is not a git checkout but inside $git_top" \
+         "(a release tarball unpacked there, as make distcheck does)"
 git -C "$abs_top_srcdir" cat-file -e HEAD:quickstart 2>/dev/null ||
     skip "quickstart is not committed yet"
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # With -v, writing back a large dirty cache at shutdown says how many
-# bytes are left, at once and then at least once a second, and ends
-# with the statistics; without -v it stays quiet.
+# bytes are left, at once and then at least once a second with the
+# rate, and ends with the statistics; without -v (and stderr not a
+# terminal: test-stats-shutdown-tty.sh) it stays quiet.
 source ./functions.sh
 set -e
 set -x
@@ -28,7 +29,7 @@ grep -Eq '^nbd-loopback: writing back: [1-9][0-9]* bytes left$' \
 final='^nbd-loopback: writing back: done, [0-9]+ bytes in [0-9.]+ s, 0 bytes left$'
 done_line=$(grep -E "$final" "$tmp/server.log") || fail "no final progress line"
 secs=$(sed -E 's/.* in ([0-9]+)\.[0-9] s.*/\1/' <<<"$done_line")
-lines=$(grep -Ec 'writing back: [0-9]+ bytes left$' "$tmp/server.log")
+lines=$(grep -Ec 'writing back: [0-9]+ bytes left(, [0-9.]+ MiB/s)?$' "$tmp/server.log")
 echo "figures: write-back took ${secs}.x s, $lines progress lines"
 # One line at the start, then one per elapsed second.
 test "$lines" -ge "$secs" ||

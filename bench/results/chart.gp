@@ -15,4 +15,11 @@ set datafile missing "-"
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 1 dt 2 lc rgb "black"
 set arrow from graph 0, first 1.25 to graph 1, first 1.25 nohead lw 1 dt 3 lc rgb "red"
 set label "target 1.25" at graph 0.005, first 1.29 tc rgb "red" font ",8"
-plot for [i=2:9] "chart.dat" using i:xtic(1) title columnheader(i)
+plot "chart.dat" using 2:xtic(1) title columnheader(2) lc rgb "#1f77b4", \
+     "" using 3 title columnheader(3) lc rgb "#9ecae1", \
+     "" using 4 title columnheader(4) lc rgb "#ff7f0e", \
+     "" using 5 title columnheader(5) lc rgb "#7f7f7f", \
+     "" using 6 title columnheader(6) lc rgb "#bcbd22", \
+     "" using 7 title columnheader(7) lc rgb "#2ca02c", \
+     "" using 8 title columnheader(8) lc rgb "#9467bd", \
+     "" using 9 title columnheader(9) lc rgb "#8c564b"
