@@ -424,6 +424,7 @@ conn_enter_transmission (struct connection *conn)
 {
   ev_timer_stop (conn->loop->ev, &conn->timer);
   conn->phase = PHASE_TRANSMISSION;
+  admission_leave (conn);
 }
 
 void
@@ -432,6 +433,7 @@ conn_free (struct connection *conn)
   struct loop *loop = conn->loop;
 
   conn_debug (conn, "closed");
+  admission_leave (conn);
   ev_io_stop (loop->ev, &conn->rw);
   ev_io_stop (loop->ev, &conn->ww);
   ev_timer_stop (loop->ev, &conn->timer);
@@ -504,6 +506,8 @@ conn_check (struct connection *conn)
 
     if (dead && conn->phase != PHASE_DEAD)
       conn_kill (conn, "connection lost");
+    if (conn->phase == PHASE_HANDSHAKE && admission_evicted (conn))
+      conn_kill (conn, "closed to make room for a newer handshake");
     if (conn->phase == PHASE_DEAD) {
       if (inflight == 0)
         conn_free (conn);
@@ -601,6 +605,11 @@ read_cb (struct ev_loop *ev, ev_io *w, int revents)
       conn_kill (conn, "read error");
     }
   }
+  else if (r > 0 && conn->phase == PHASE_HANDSHAKE) {
+    admission_note_input (conn);
+    if (process_input (conn) == -1)
+      conn_kill (conn, "protocol error");
+  }
   else if (r > 0 && process_input (conn) == -1)
     conn_kill (conn, "protocol error");
   if (r > 0)
@@ -680,6 +689,7 @@ conn_new (struct loop *loop, int fd)
   if (conn->refused)
     log_warning ("conn %" PRIu64 " (%s): more than %u connections: "
                  "refusing it", conn->id, conn->peer, opt.max_connections);
+  admission_enter (conn);
   ev_timer_start (loop->ev, &conn->timer);
   ev_io_start (loop->ev, &conn->rw);
   handshake_start (conn);

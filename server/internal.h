@@ -36,6 +36,8 @@
 #define CONN_MAX_INFLIGHT   128                /* requests at workers */
 #define CONN_MAX_BUFFERED   (64 * 1024 * 1024) /* payload + reply bytes */
 #define MAX_BUFFERED_DEFAULT (64 * 1024 * 1024) /* --max-buffered */
+#define MAX_HANDSHAKES_DEFAULT 128
+#define MAX_HANDSHAKES_PER_ADDRESS_DEFAULT 16
 #define MALLOC_TRIM_BELOW   (1024 * 1024)      /* see give_memory_back */
 #define CONN_INBUF_SIZE     (64 * 1024)
 #define FASTPATH_MAX        (1024 * 1024)      /* reads served on the loop */
@@ -77,6 +79,8 @@ struct daemon_options {
   bool exit_with_parent;        /* --exit-with-parent */
   bool print_uri;               /* --print-uri */
   uint64_t max_buffered;        /* --max-buffered: bytes held, all clients */
+  unsigned max_handshakes;      /* --max-handshakes */
+  unsigned max_handshakes_per_address;  /* --max-handshakes-per-address */
 };
 extern struct daemon_options opt;
 
@@ -385,7 +389,25 @@ struct connection {
   bool phase_closing;           /* FINISHING or DEAD: wake the loop at 0 */
   bool attention;               /* on loop->attention (guarded by loop->lock) */
   struct connection *attention_next;  /* (guarded by loop->lock) */
+
+  /* admission.c: waiting for the handshake (its mutex). */
+  struct connection *hs_prev, *hs_next;
+  bool hs_listed;
+  char addr_key[64];            /* the address (or user) counted */
+  uint64_t hs_last_input_ms;    /* atomic; 0: nothing received yet */
+  bool hs_evicted;              /* atomic: close it, its loop does */
+  const char *hs_evicted_why;
 };
+
+/* admission.c: the budget of connections still in their handshake
+ * (--max-handshakes, --max-handshakes-per-address).
+ */
+extern void admission_enter (struct connection *conn);
+extern void admission_leave (struct connection *conn);
+extern void admission_note_input (struct connection *conn);
+/* Loop thread: whether conn was chosen to make room (logged). */
+extern bool admission_evicted (struct connection *conn);
+extern uint64_t admission_evictions (void);
 
 extern struct connection *conn_new (struct loop *loop, int fd);
 /* Loop thread: queue a message without writing it yet, so replies to

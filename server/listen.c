@@ -30,7 +30,12 @@
 #include "log.h"
 
 #define FIRST_SOCKET_ACTIVATION_FD 3
-#define BACKLOG 128
+/* As deep as the kernel allows (net.core.somaxconn caps it): a Unix
+ * socket refuses connections outright (EAGAIN) once its queue is full,
+ * so a client reconnecting in a loop must not be able to fill it
+ * before a real client gets a place.
+ */
+#define BACKLOG SOMAXCONN
 
 struct listener {
   int fd;

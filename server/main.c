@@ -41,6 +41,8 @@ struct daemon_options opt = {
   .poll_us = 50,
   .max_connections = MAX_CONNECTIONS_DEFAULT,
   .max_buffered = MAX_BUFFERED_DEFAULT,
+  .max_handshakes = MAX_HANDSHAKES_DEFAULT,
+  .max_handshakes_per_address = MAX_HANDSHAKES_PER_ADDRESS_DEFAULT,
 };
 const struct config *config;
 static bool tls_given;          /* --tls: otherwise on with credentials */
@@ -63,6 +65,8 @@ enum {
   EXIT_WITH_PARENT_OPTION,
   PRINT_URI_OPTION,
   MAX_BUFFERED_OPTION,
+  MAX_HANDSHAKES_OPTION,
+  MAX_HANDSHAKES_PER_ADDRESS_OPTION,
 };
 
 /* The daemon options, in --help order.  getopt's tables and the
@@ -109,6 +113,11 @@ static const struct daemon_opt daemon_opts[] = {
     "refuse clients beyond N (default 1000)" },
   { "max-buffered", MAX_BUFFERED_OPTION, required_argument, "SIZE",
     "memory for clients' payloads and unsent replies (default 64m)" },
+  { "max-handshakes", MAX_HANDSHAKES_OPTION, required_argument, "N",
+    "clients in the handshake at once; the oldest idle makes room (128)" },
+  { "max-handshakes-per-address", MAX_HANDSHAKES_PER_ADDRESS_OPTION,
+    required_argument, "N",
+    "the same from one address or user (default 16)" },
   { "loops", LOOPS_OPTION, required_argument, "N",
     "event loop threads (default: one per CPU, at most 8)" },
   { "poll", POLL_OPTION, required_argument, "USECS",
@@ -503,6 +512,13 @@ parse_daemon_options (int argc, char **argv, const char *source)
     case POLL_OPTION:
       opt.poll_us = strcmp (optarg, "0") == 0 ? 0
         : parse_count ("--poll", optarg, 1000000);
+      break;
+    case MAX_HANDSHAKES_OPTION:
+      opt.max_handshakes = parse_count ("--max-handshakes", optarg, 1000000);
+      break;
+    case MAX_HANDSHAKES_PER_ADDRESS_OPTION:
+      opt.max_handshakes_per_address =
+        parse_count ("--max-handshakes-per-address", optarg, 1000000);
       break;
     case MAX_BUFFERED_OPTION:
       opt.max_buffered = parse_bytes ("--max-buffered", optarg);

@@ -22,13 +22,22 @@
  *       (random offsets in the export), reading the replies on a
  *       second thread; every reply must be a success.  Prints MiB/s.
  *
+ *   hostile-client hold ADDRESS N SECONDS
+ *       Keep N connections open that never start the handshake (they
+ *       send nothing), opening a new one each time the server closes
+ *       one, for SECONDS.  ADDRESS is a Unix socket path or
+ *       tcp:HOST:PORT.  Prints "holding N" once all are open, then
+ *       how many the server closed.
+ *
  * Output lines starting "figures:" are for the test log.
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -87,6 +96,29 @@ connect_unix (const char *path)
   snprintf (addr.sun_path, sizeof addr.sun_path, "%s", path);
   if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1)
     die ("connect %s: %m", path);
+  return fd;
+}
+
+/* A Unix socket path, or tcp:HOST:PORT (numeric IPv4). */
+static int
+connect_to (const char *address)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET };
+  char host[64];
+  unsigned port;
+  int fd;
+
+  if (strncmp (address, "tcp:", 4) != 0)
+    return connect_unix (address);
+  if (sscanf (address + 4, "%63[^:]:%u", host, &port) != 2 ||
+      inet_pton (AF_INET, host, &sin.sin_addr) != 1)
+    die ("bad address %s (tcp:HOST:PORT)", address);
+  sin.sin_port = htons (port);
+  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1)
+    die ("socket: %m");
+  if (connect (fd, (struct sockaddr *) &sin, sizeof sin) == -1)
+    die ("connect %s: %m", address);
   return fd;
 }
 
@@ -235,6 +267,52 @@ stop_reading (const char *path, const char *export, double limit)
           "read; cut off %.1f s after its last request was accepted\n",
           sent, t);
   close (fd);
+  return 0;
+}
+
+/* ---- hold ---- */
+
+static int
+hold (const char *address, unsigned n, double seconds)
+{
+  int *fds = calloc (n, sizeof *fds);
+  struct rlimit rl;
+  unsigned long closed = 0;
+  double t0;
+
+  if (fds == NULL)
+    die ("out of memory");
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 64) {
+    rl.rlim_cur = rl.rlim_max < n + 64 ? rl.rlim_max : n + 64;
+    setrlimit (RLIMIT_NOFILE, &rl);
+  }
+  for (unsigned i = 0; i < n; i++)
+    fds[i] = connect_to (address);
+  printf ("holding %u\n", n);
+  fflush (stdout);
+  t0 = now_s ();
+  while (now_s () - t0 < seconds) {
+    for (unsigned i = 0; i < n; i++) {
+      char buf[256];
+      ssize_t r = recv (fds[i], buf, sizeof buf, MSG_DONTWAIT);
+
+      /* Closed by the server: open another in its place. */
+      if (r == 0 || (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        close (fds[i]);
+        closed++;
+        fds[i] = connect_to (address);
+      }
+    }
+    {
+      struct timespec ts = { 0, 5 * 1000 * 1000 };
+      nanosleep (&ts, NULL);
+    }
+  }
+  printf ("figures: hold: %u idle connections kept open for %.0f s; the "
+          "server closed %lu (each reopened)\n", n, seconds, closed);
+  for (unsigned i = 0; i < n; i++)
+    close (fds[i]);
+  free (fds);
   return 0;
 }
 
@@ -397,7 +475,7 @@ int
 main (int argc, char *argv[])
 {
   if (argc >= 2 && strcmp (argv[1], "--help") == 0) {
-    printf ("usage: hostile-client stop-reading|half-open|big-writes ... "
+    printf ("usage: hostile-client stop-reading|half-open|big-writes|hold ... "
             "(see the top of hostile-client.c)\n");
     return 0;
   }
@@ -414,6 +492,8 @@ main (int argc, char *argv[])
                       strtod (argv[4], NULL));
   if (strcmp (mode, "big-writes") == 0)
     return big_writes (argv[2], argv[3], strtod (argv[4], NULL));
+  if (strcmp (mode, "hold") == 0)
+    return hold (argv[2], strtoul (argv[3], NULL, 10), strtod (argv[4], NULL));
   fprintf (stderr, "hostile-client: unknown mode '%s'\n", mode);
   return 1;
 }

@@ -23,7 +23,10 @@ if [ "$(ulimit -n)" -lt $((n + 100)) ]; then
         skip "needs $((n + 100)) file descriptors (ulimit -n is $(ulimit -n))"
 fi
 
+# The handshake budget would close most of them at once (see
+# test-hostile-handshake-budget.sh): lift it to see the time limit.
 start_server_unix --timeout 2 --max-connections $((n + 16)) \
+    --max-handshakes $((n + 16)) --max-handshakes-per-address $((n + 16)) \
     loopback blksz=512,async,fd="$tmp/good.img" blk cache=16m
 base=$(vm_kib "$server_pid" VmRSS)
 fds=$(open_fds "$server_pid")
