@@ -69,17 +69,22 @@ request_free (struct request *req)
 }
 
 /* The one validity check.  Returns 0, or the errno the client gets,
- * having logged why.
+ * having logged why; why is also in what (for the error chunk's
+ * message).
  */
 static int
-validate_request (struct connection *conn, const struct request *req)
+validate_request (struct connection *conn, const struct request *req,
+                  char *what, size_t whatlen)
 {
   const struct export *exp = conn->exp;
+  /* PAYLOAD_LEN: decode_requests has taken the payload of anything but
+   * a WRITE, whose flag this is.
+   */
   const uint16_t known = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE
-    | NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO;
+    | NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO
+    | (conn->extended ? NBD_CMD_FLAG_PAYLOAD_LEN : 0);
   bool is_write = req->type == NBD_CMD_WRITE || req->type == NBD_CMD_TRIM
     || req->type == NBD_CMD_WRITE_ZEROES;
-  char what[128];
   int err = EINVAL;
 
   switch (req->type) {
@@ -88,12 +93,12 @@ validate_request (struct connection *conn, const struct request *req)
   case NBD_CMD_BLOCK_STATUS:
     break;
   default:
-    snprintf (what, sizeof what, "unknown command %" PRIu16, req->type);
+    snprintf (what, whatlen, "unknown command %" PRIu16, req->type);
     goto invalid;
   }
 
   if (req->flags & ~known) {
-    snprintf (what, sizeof what, "unknown flags 0x%" PRIx16,
+    snprintf (what, whatlen, "unknown flags 0x%" PRIx16,
               (uint16_t) (req->flags & ~known));
     goto invalid;
   }
@@ -101,57 +106,63 @@ validate_request (struct connection *conn, const struct request *req)
    * offers no FUA) is refused for being a write.
    */
   if (is_write && exp->readonly) {
-    snprintf (what, sizeof what, "%s on read-only export %s",
+    snprintf (what, whatlen, "%s on read-only export %s",
               command_name (req->type), exp->name);
     err = EPERM;
     goto invalid;
   }
   if ((req->flags & NBD_CMD_FLAG_FUA) && !(conn->tflags & NBD_FLAG_SEND_FUA)) {
-    snprintf (what, sizeof what, "FUA flag, but this export offers no "
+    snprintf (what, whatlen, "FUA flag, but this export offers no "
               "FUA (commit=none)");
     goto invalid;
   }
   if ((req->flags & (NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO))
       && req->type != NBD_CMD_WRITE_ZEROES) {
-    snprintf (what, sizeof what, "NO_HOLE or FAST_ZERO flag on %s",
+    snprintf (what, whatlen, "NO_HOLE or FAST_ZERO flag on %s",
               command_name (req->type));
     goto invalid;
   }
   if (req->flags & NBD_CMD_FLAG_DF) {
     if (req->type != NBD_CMD_READ || !conn->structured) {
-      snprintf (what, sizeof what, "DF flag on %s%s",
+      snprintf (what, whatlen, "DF flag on %s%s",
                 command_name (req->type),
                 conn->structured ? "" : " without structured replies");
       goto invalid;
     }
   }
+  if (conn->extended && req->type == NBD_CMD_WRITE
+      && !(req->flags & NBD_CMD_FLAG_PAYLOAD_LEN)) {
+    snprintf (what, whatlen, "NBD_CMD_WRITE without "
+              "NBD_CMD_FLAG_PAYLOAD_LEN (extended headers need it)");
+    goto invalid;
+  }
   if ((req->flags & NBD_CMD_FLAG_REQ_ONE)
       && req->type != NBD_CMD_BLOCK_STATUS) {
-    snprintf (what, sizeof what, "REQ_ONE flag on %s",
+    snprintf (what, whatlen, "REQ_ONE flag on %s",
               command_name (req->type));
     goto invalid;
   }
 
   if (req->type == NBD_CMD_FLUSH && (req->offset || req->count)) {
-    snprintf (what, sizeof what, "NBD_CMD_FLUSH with offset %" PRIu64
-              " and count %" PRIu32 " (must be 0)", req->offset, req->count);
+    snprintf (what, whatlen, "NBD_CMD_FLUSH with offset %" PRIu64
+              " and count %" PRIu64 " (must be 0)", req->offset, req->count);
     goto invalid;
   }
   if ((req->type == NBD_CMD_READ || req->type == NBD_CMD_WRITE)
       && req->count > MAX_REQUEST_SIZE) {
-    snprintf (what, sizeof what, "%s of %" PRIu32 " bytes (at most %d)",
+    snprintf (what, whatlen, "%s of %" PRIu64 " bytes (at most %d)",
               command_name (req->type), req->count, MAX_REQUEST_SIZE);
     goto invalid;
   }
   if ((req->flags & NBD_CMD_FLAG_DF) && req->count > MAX_PAYLOAD_ADVERTISED) {
-    snprintf (what, sizeof what, "DF read of %" PRIu32 " bytes does not fit "
+    snprintf (what, whatlen, "DF read of %" PRIu64 " bytes does not fit "
               "one chunk", req->count);
     err = EOVERFLOW;
     goto invalid;
   }
   if (req->type != NBD_CMD_FLUSH
       && (req->offset > exp->size || req->count > exp->size - req->offset)) {
-    snprintf (what, sizeof what, "%s offset %" PRIu64 " count %" PRIu32
+    snprintf (what, whatlen, "%s offset %" PRIu64 " count %" PRIu64
               " is beyond the end of %s (size %" PRIu64 ")",
               command_name (req->type), req->offset, req->count, exp->name,
               exp->size);
@@ -161,12 +172,12 @@ validate_request (struct connection *conn, const struct request *req)
   }
   if (req->type == NBD_CMD_BLOCK_STATUS) {
     if (!conn->structured || !conn->meta_allocation) {
-      snprintf (what, sizeof what, "NBD_CMD_BLOCK_STATUS without a "
+      snprintf (what, whatlen, "NBD_CMD_BLOCK_STATUS without a "
                 "negotiated metadata context");
       goto invalid;
     }
     if (req->count == 0) {
-      snprintf (what, sizeof what, "NBD_CMD_BLOCK_STATUS of 0 bytes");
+      snprintf (what, whatlen, "NBD_CMD_BLOCK_STATUS of 0 bytes");
       goto invalid;
     }
   }
@@ -291,7 +302,7 @@ do_read (struct request *req)
 }
 
 struct status_ctx {
-  struct nbd_block_descriptor *d;
+  struct status_extent *d;
   size_t n, cap;
   uint64_t covered, end;
   bool req_one;
@@ -308,7 +319,9 @@ add_descriptor (void *opaque, uint64_t offset, uint64_t length, bool hole)
 
   if (end <= start)
     return 0;
-  /* Lengths stay below 2^32: they never exceed the request's count. */
+  /* Extents never exceed the request's count: below 2^32 bytes, as
+   * 32-bit descriptors need, unless extended headers are in use.
+   */
   if (c->n && c->d[c->n - 1].status == status)
     c->d[c->n - 1].length += end - start;
   else if (c->req_one && c->n == 1) {
@@ -318,7 +331,7 @@ add_descriptor (void *opaque, uint64_t offset, uint64_t length, bool hole)
   }
   else {
     if (c->n == c->cap) {
-      struct nbd_block_descriptor *p;
+      struct status_extent *p;
       if (c->cap == MAX_DESCRIPTORS) {
         c->full = true;         /* the reply covers a prefix: allowed */
         errno = 0;
@@ -330,7 +343,7 @@ add_descriptor (void *opaque, uint64_t offset, uint64_t length, bool hole)
       c->d = p;
       c->cap *= 2;
     }
-    c->d[c->n++] = (struct nbd_block_descriptor) {
+    c->d[c->n++] = (struct status_extent) {
       .length = end - start, .status = status
     };
   }
@@ -361,10 +374,10 @@ do_block_status (struct request *req)
   }
   if (c.n == 0) {
     /* Nothing reported: "allocated" is always a safe answer. */
-    c.d[0] = (struct nbd_block_descriptor) { .length = req->count };
+    c.d[0] = (struct status_extent) { .length = req->count };
     c.n = 1;
   }
-  msg = reply_block_status (req, 1, c.d, c.n);
+  msg = reply_block_status (req, BASE_ALLOCATION_ID, c.d, c.n);
   free (c.d);
   return msg;
 }
@@ -503,7 +516,7 @@ static void
 batch_simple (struct connection *conn, const struct request *req,
               uint32_t error)
 {
-  void *p = batch_put (conn, sizeof (struct nbd_simple_reply), 0);
+  void *p = batch_put (conn, reply_simple_size (req, error), 0);
 
   if (p == NULL)
     conn_kill (conn, "out of memory");
@@ -742,7 +755,7 @@ read_pinned (struct connection *conn, struct request *req)
 static bool
 read_fast_path (struct connection *conn, struct request *req)
 {
-  size_t hdr = reply_read_header_size (conn->structured);
+  size_t hdr = reply_read_header_size (req, conn->structured);
   char *p;
   int r;
 
@@ -794,16 +807,135 @@ over_limits (struct connection *conn)
   return over;
 }
 
+/* Parse the request header at the start of the input into r, without
+ * consuming it: a 28-byte compact header, or with extended headers a
+ * 32-byte one.  Returns its size, 0 if more input is needed, or -1 if
+ * the connection must be dropped (logged): nothing after a header of
+ * the wrong form can be trusted.
+ */
+static int
+parse_header (struct connection *conn, struct request *r)
+{
+  size_t avail = conn->in_end - conn->in_start;
+  const char *p = conn->inbuf + conn->in_start;
+  uint32_t magic;
+
+  if (avail < sizeof magic)
+    return 0;
+  memcpy (&magic, p, sizeof magic);
+  magic = be32toh (magic);
+  if (conn->extended && magic == NBD_EXTENDED_REQUEST_MAGIC) {
+    struct nbd_request_ext h;
+
+    if (avail < sizeof h)
+      return 0;
+    memcpy (&h, p, sizeof h);
+    r->flags = be16toh (h.flags);
+    r->type = be16toh (h.type);
+    r->cookie = be64toh (h.cookie);
+    r->offset = be64toh (h.offset);
+    r->count = be64toh (h.length);
+    return sizeof h;
+  }
+  if (!conn->extended && magic == NBD_REQUEST_MAGIC) {
+    struct nbd_request h;
+
+    if (avail < sizeof h)
+      return 0;
+    memcpy (&h, p, sizeof h);
+    r->flags = be16toh (h.flags);
+    r->type = be16toh (h.type);
+    r->cookie = be64toh (h.cookie);
+    r->offset = be64toh (h.offset);
+    r->count = be32toh (h.count);
+    return sizeof h;
+  }
+  if (magic == NBD_EXTENDED_REQUEST_MAGIC)
+    log_warning ("conn %" PRIu64 " (%s): invalid request: a 32-byte "
+                 "extended header, but extended headers were not negotiated "
+                 "(NBD_OPT_EXTENDED_HEADERS): closing the connection",
+                 conn->id, conn->peer);
+  else if (magic == NBD_REQUEST_MAGIC)
+    log_warning ("conn %" PRIu64 " (%s): invalid request: a compact header, "
+                 "but extended headers were negotiated: closing the "
+                 "connection", conn->id, conn->peer);
+  else
+    log_warning ("conn %" PRIu64 " (%s): invalid request: bad magic 0x%08"
+                 PRIx32 ": closing the connection", conn->id, conn->peer,
+                 magic);
+  return -1;
+}
+
+/* With extended headers, the payload of a request other than a WRITE
+ * (NBD_CMD_FLAG_PAYLOAD_LEN, at most MAX_REQUEST_SIZE bytes).  The one
+ * payload understood is BLOCK_STATUS's filter: the effect length and
+ * the context ids to report, which must be exactly base:allocation's
+ * (duplicates and unknown ids are errors).  Returns 0 with the header
+ * and payload consumed and r turned into a plain request; 1 if more
+ * input is needed (nothing consumed); or the errno for the client,
+ * having logged why (in what), consumed the header and set the payload
+ * to be discarded.
+ */
+#define STATUS_PAYLOAD_MAX 4096   /* longer: discarded, refused */
+
+static int
+take_payload (struct connection *conn, struct request *r, size_t hlen,
+              char *what, size_t whatlen)
+{
+  uint64_t len = r->count;
+  const char *p = conn->inbuf + conn->in_start + hlen;
+
+  if (r->type != NBD_CMD_BLOCK_STATUS)
+    snprintf (what, whatlen, "a %" PRIu64 "-byte payload on %s, which "
+              "takes none", len, command_name (r->type));
+  else if (!(conn->tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD))
+    snprintf (what, whatlen, "a NBD_CMD_BLOCK_STATUS payload, but "
+              "NBD_FLAG_BLOCK_STATUS_PAYLOAD was not offered");
+  else if (len < sizeof (struct nbd_block_status_payload) + 4
+           || (len - sizeof (struct nbd_block_status_payload)) % 4 != 0
+           || len > STATUS_PAYLOAD_MAX)
+    snprintf (what, whatlen, "a NBD_CMD_BLOCK_STATUS payload of %" PRIu64
+              " bytes (8, then 4 per context id)", len);
+  else {
+    struct nbd_block_status_payload bp;
+    size_t nids = (len - sizeof bp) / 4;
+    uint32_t id;
+
+    if (conn->in_end - conn->in_start < hlen + len)
+      return 1;
+    memcpy (&bp, p, sizeof bp);
+    memcpy (&id, p + sizeof bp, sizeof id);
+    id = be32toh (id);
+    if (nids != 1)
+      snprintf (what, whatlen, "NBD_CMD_BLOCK_STATUS payload names %zu "
+                "context ids; the one selected is %d (base:allocation)",
+                nids, BASE_ALLOCATION_ID);
+    else if (id != BASE_ALLOCATION_ID || !conn->meta_allocation)
+      snprintf (what, whatlen, "NBD_CMD_BLOCK_STATUS payload names context "
+                "id %" PRIu32 ", which is not selected", id);
+    else {
+      conn->in_start += hlen + len;
+      r->count = be64toh (bp.length);
+      r->flags &= ~NBD_CMD_FLAG_PAYLOAD_LEN;
+      return 0;
+    }
+  }
+  log_warning ("conn %" PRIu64 ": invalid request: %s", conn->id, what);
+  conn->in_start += hlen;
+  conn->discard = len;
+  return EINVAL;
+}
+
 static int
 decode_requests (struct connection *conn)
 {
   while (conn->phase == PHASE_TRANSMISSION) {
     size_t avail = conn->in_end - conn->in_start;
-    struct nbd_request h;
     struct request r = { .conn = conn }, *req;
-    int err;
+    char what[160];
+    int err, hlen;
 
-    /* The rest of a refused WRITE's payload. */
+    /* The rest of a refused request's payload. */
     if (conn->discard) {
       size_t n = avail < conn->discard ? avail : conn->discard;
       conn->in_start += n;
@@ -812,37 +944,55 @@ decode_requests (struct connection *conn)
         return 0;
       continue;
     }
-    if (conn->rx_req || avail < sizeof h)
+    if (conn->rx_req)
       return 0;
+    hlen = parse_header (conn, &r);
+    if (hlen <= 0)
+      return hlen;
     if (over_limits (conn))
       return 0;
-
-    memcpy (&h, conn->inbuf + conn->in_start, sizeof h);
-    conn->in_start += sizeof h;
-    if (be32toh (h.magic) != NBD_REQUEST_MAGIC) {
-      log_warning ("conn %" PRIu64 " (%s): invalid request: bad magic 0x%08"
-                   PRIx32 ": closing the connection", conn->id, conn->peer,
-                   be32toh (h.magic));
-      return -1;
-    }
-    r.flags = be16toh (h.flags);
-    r.type = be16toh (h.type);
-    r.cookie = be64toh (h.cookie);
-    r.offset = be64toh (h.offset);
-    r.count = be32toh (h.count);
     if (log_verbose > 1)
-      conn_debug (conn, "%s flags 0x%x offset %" PRIu64 " count %" PRIu32,
+      conn_debug (conn, "%s flags 0x%x offset %" PRIu64 " count %" PRIu64,
                   command_name (r.type), r.flags, r.offset, r.count);
+
+    if (conn->extended && (r.flags & NBD_CMD_FLAG_PAYLOAD_LEN)) {
+      /* Longer than any payload we take: the protocol says hang up,
+       * since skipping it could take forever.
+       */
+      if (r.count > MAX_REQUEST_SIZE) {
+        conn->in_start += hlen;
+        snprintf (what, sizeof what, "%s with a payload of %" PRIu64
+                  " bytes (at most %d)", command_name (r.type), r.count,
+                  MAX_REQUEST_SIZE);
+        log_warning ("conn %" PRIu64 " (%s): invalid request: %s: closing "
+                     "the connection", conn->id, conn->peer, what);
+        queue_reply (conn, reply_error (&r, true, EINVAL, what));
+        conn_finish (conn, "request payload too large");
+        return 0;
+      }
+      if (r.type != NBD_CMD_WRITE) {
+        err = take_payload (conn, &r, hlen, what, sizeof what);
+        if (err == 1)
+          return 0;
+        if (err) {
+          queue_reply (conn, reply_error (&r, true, err, what));
+          continue;
+        }
+        hlen = 0;               /* consumed with the payload */
+      }
+    }
+    conn->in_start += hlen;
 
     if (r.type == NBD_CMD_DISC) {
       conn_finish (conn, "client sent NBD_CMD_DISC");
       return 0;
     }
-    err = validate_request (conn, &r);
+    err = validate_request (conn, &r, what, sizeof what);
     if (err) {
-      queue_reply (conn, reply_error (&r, conn->structured, err,
-                                      strerror (err)));
-      if (r.type == NBD_CMD_WRITE)
+      queue_reply (conn, reply_error (&r, conn->structured, err, what));
+      /* A WRITE's payload follows (unless an extended one says none). */
+      if (r.type == NBD_CMD_WRITE
+          && (!conn->extended || (r.flags & NBD_CMD_FLAG_PAYLOAD_LEN)))
         conn->discard = r.count;
       continue;
     }
