@@ -19,7 +19,7 @@ start_server_unix loopback fd="$tmp/big.img" blk cache=16m
 test "$(stat -c %s "$tmp/big.img")" = 17179869184
 test "$(du -k "$tmp/big.img" | cut -f1)" -lt 1024 ||
     fail "the 16 GiB file is not sparse after WRITE_ZEROES and TRIM"
-cmp -n 1M -i 8G "$tmp/big.img" /dev/zero
+cmp -n 1M -i 8G:0 "$tmp/big.img" /dev/zero
 
 ./client-extended "$sock" bad-input
 ./client-extended "$sock" big-payload
