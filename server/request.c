@@ -78,7 +78,7 @@ validate_request (struct connection *conn, const struct request *req,
 {
   const struct export *exp = conn->exp;
   /* PAYLOAD_LEN: decode_requests has taken the payload of anything but
-   * a WRITE, whose flag this is.
+   * a WRITE, which has one with or without the flag.
    */
   const uint16_t known = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE
     | NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO
@@ -129,12 +129,6 @@ validate_request (struct connection *conn, const struct request *req,
                 conn->structured ? "" : " without structured replies");
       goto invalid;
     }
-  }
-  if (conn->extended && req->type == NBD_CMD_WRITE
-      && !(req->flags & NBD_CMD_FLAG_PAYLOAD_LEN)) {
-    snprintf (what, whatlen, "NBD_CMD_WRITE without "
-              "NBD_CMD_FLAG_PAYLOAD_LEN (extended headers need it)");
-    goto invalid;
   }
   if ((req->flags & NBD_CMD_FLAG_REQ_ONE)
       && req->type != NBD_CMD_BLOCK_STATUS) {
@@ -955,7 +949,12 @@ decode_requests (struct connection *conn)
       conn_debug (conn, "%s flags 0x%x offset %" PRIu64 " count %" PRIu64,
                   command_name (r.type), r.flags, r.offset, r.count);
 
-    if (conn->extended && (r.flags & NBD_CMD_FLAG_PAYLOAD_LEN)) {
+    /* With extended headers a WRITE's length is its payload's, with or
+     * without PAYLOAD_LEN (which the protocol asks for, but qemu 10, for
+     * one, does not send, and qemu's own server does not require).
+     */
+    if (conn->extended
+        && ((r.flags & NBD_CMD_FLAG_PAYLOAD_LEN) || r.type == NBD_CMD_WRITE)) {
       /* Longer than any payload we take: the protocol says hang up,
        * since skipping it could take forever.
        */
@@ -990,9 +989,7 @@ decode_requests (struct connection *conn)
     err = validate_request (conn, &r, what, sizeof what);
     if (err) {
       queue_reply (conn, reply_error (&r, conn->structured, err, what));
-      /* A WRITE's payload follows (unless an extended one says none). */
-      if (r.type == NBD_CMD_WRITE
-          && (!conn->extended || (r.flags & NBD_CMD_FLAG_PAYLOAD_LEN)))
+      if (r.type == NBD_CMD_WRITE)
         conn->discard = r.count;
       continue;
     }
