@@ -489,6 +489,28 @@ struct request {
 };
 
 extern int request_input (struct connection *conn);
+
+/* ---- framing.c: request headers, payloads, validity ---- */
+
+extern const char *command_name (uint16_t type);
+/* Parse the header at the start of conn's input into r without
+ * consuming it.  Returns its size, 0 if more input is needed, or -1 if
+ * the connection must be dropped (logged).
+ */
+extern int parse_header (struct connection *conn, struct request *r);
+/* Extended headers: the payload of a request other than a WRITE (the
+ * header hlen bytes long).  Returns 0 (consumed; r is a plain request
+ * now), 1 (more input needed, nothing consumed), or the errno for the
+ * client with why in what (header consumed, payload to be discarded).
+ */
+extern int take_payload (struct connection *conn, struct request *r,
+                         size_t hlen, char *what, size_t whatlen);
+/* The one validity check: 0, or the errno for the client with why in
+ * what (logged).
+ */
+extern int validate_request (struct connection *conn,
+                             const struct request *req, char *what,
+                             size_t whatlen);
 /* A READ whose host reads are done (uring.c): finish it and queue the
  * reply, on the loop.
  */
