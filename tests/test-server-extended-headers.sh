@@ -5,13 +5,16 @@
 # 16 GiB sparse export in one request each (the host file checked), the
 # block-status filter, and bad input in the new framing: each a clear
 # NBD error with the stream in step, or the connection alone closed.
+# A 64-bit CACHE prefetches no more than the export may hold.
 source ./functions.sh
 set -e
 set -x
 
+requires jq --version
 make_tmpdir
 truncate -s 16G "$tmp/big.img"
-start_server_unix loopback fd="$tmp/big.img" blk cache=16m
+start_server_unix --stats-file "$tmp/stats.json" \
+    loopback fd="$tmp/big.img" blk cache=16m
 
 ./client-extended "$sock" negotiation
 ./client-extended "$sock" requests
@@ -34,3 +37,9 @@ grep -q 'invalid request: NBD_CMD_WRITE with a payload of 8589934592 bytes' "$tm
 # The server still serves, and stops cleanly (no leak under ASan).
 ./client-extended "$sock" negotiation
 stop_server
+
+# The CACHE of 16 GiB prefetched no more than the cache holds (16 MiB,
+# 4096 blocks), not the whole export.
+cat "$tmp/stats.json"
+ra=$(jq '.exports[0].readahead_blocks' "$tmp/stats.json")
+test "$ra" -le 8192 || fail "a 16 GiB CACHE read $ra blocks ahead"
