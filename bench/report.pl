@@ -163,6 +163,7 @@ my %srv_label = (
     'nbdkit-file'   => 'nbdkit file',
     'nbdkit-cache'  => 'nbdkit file+cache',
     'qemu-nbd'      => 'qemu-nbd',
+    'qemu-nbd10'    => 'qemu-nbd 10',
     'nbd-server'    => 'nbd-server',
     'nbdkit-memory' => 'nbdkit memory',
     'null'          => 'nbdkit null (ceiling)',
@@ -277,7 +278,7 @@ push @md, '', 'Same random-filled 1 GiB file in /dev/shm for every server, Unix 
     . "nbdkit's file plugin in the same run.", '';
 
 # --- main comparison
-my @main_pref = qw(lo-async lo-sync plugin nbdkit-file nbdkit-cache qemu-nbd nbd-server nbdkit-memory);
+my @main_pref = qw(lo-async lo-sync plugin nbdkit-file nbdkit-cache qemu-nbd qemu-nbd10 nbd-server nbdkit-memory);
 my @main_wl = wls('main');
 my @main_srv = srvs('main', @main_pref);
 my @chart_srv;

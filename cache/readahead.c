@@ -103,15 +103,26 @@ readahead_note (struct cache_export *exp, uint64_t offset, uint64_t count)
 int
 cache_prefetch (struct cache_export *exp, uint64_t count, uint64_t offset)
 {
+  uint64_t first, end, limit;
+
   if (offset > exp->be.size || count > exp->be.size - offset) {
     errno = EINVAL;
     return -1;
   }
   if (count == 0)
     return 0;
-  return prefetch_queue (exp, offset / CACHE_BLOCK_SIZE,
-                         (offset + count + CACHE_BLOCK_SIZE - 1)
-                         / CACHE_BLOCK_SIZE);
+  first = offset / CACHE_BLOCK_SIZE;
+  end = (offset + count + CACHE_BLOCK_SIZE - 1) / CACHE_BLOCK_SIZE;
+  /* A prefetch is a hint: no more than the export may hold in the
+   * cache (wipe=, at most the whole cache), since reading further would
+   * only evict what it had just read.  A client can ask for a whole
+   * multi-terabyte export in one 64-bit NBD_CMD_CACHE.
+   */
+  limit = exp->wipe_blocks < cache.max_blocks ? exp->wipe_blocks
+    : cache.max_blocks;
+  if (end - first > limit)
+    end = first + limit;
+  return prefetch_queue (exp, first, end);
 }
 
 /* Read the missing blocks of [first, end) into the cache. */

@@ -5,7 +5,8 @@
  *
  * The first input byte picks a valid handshake, which the harness
  * sends first: bit 0 structured replies, bit 1 base:allocation
- * (needs bit 0), bit 2 the export (lo0, a file, or ram0); the rest of
+ * (needs bit 0 or 3), bit 2 the export (lo0, a file, or ram0), bit 3
+ * extended headers (32-byte requests, 64-bit lengths); the rest of
  * the input is the transmission phase, request headers and payloads
  * as the client sends them.  A crash, sanitizer report, leak or hang
  * is a bug; error replies and closed connections are not.
@@ -63,7 +64,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   n = 4;
   if (data[0] & 1)
     n += put_option (hs + n, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
-  if ((data[0] & 3) == 3) {
+  if (data[0] & 8)
+    n += put_option (hs + n, NBD_OPT_EXTENDED_HEADERS, NULL, 0);
+  if ((data[0] & 2) && (data[0] & 9)) {
     b = put_name (body, export);
     memcpy (body + b, &one, 4);
     b += 4;

@@ -13,10 +13,12 @@ here = os.path.dirname(os.path.abspath(__file__))
 
 IHAVEOPT = 0x49484156454f5054
 REQ = 0x25609513
+EXT_REQ = 0x21e41c71
 (OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS, OPT_INFO, OPT_GO,
- OPT_STRUCTURED_REPLY, OPT_LIST_META, OPT_SET_META) = (1, 2, 3, 5, 6, 7, 8, 9, 10)
+ OPT_STRUCTURED_REPLY, OPT_LIST_META, OPT_SET_META,
+ OPT_EXTENDED_HEADERS) = (1, 2, 3, 5, 6, 7, 8, 9, 10, 11)
 (READ, WRITE, DISC, FLUSH, TRIM, CACHE, ZEROES, BLOCK_STATUS) = range(8)
-FUA, NO_HOLE, DF, REQ_ONE, FAST_ZERO = 1, 2, 4, 8, 16
+FUA, NO_HOLE, DF, REQ_ONE, FAST_ZERO, PAYLOAD_LEN = 1, 2, 4, 8, 16, 32
 
 
 def flags(f=3):
@@ -47,6 +49,20 @@ def request(cmd, offset=0, count=0, fl=0, cookie=1, payload=None, magic=REQ):
     if cmd == WRITE and payload is None:
         payload = bytes((i * 7) & 0xff for i in range(count))
     return r + (payload or b"")
+
+
+def ext_request(cmd, offset=0, length=0, fl=0, cookie=1, payload=None):
+    """An extended (32-byte) request; a WRITE's payload is made up."""
+    if cmd == WRITE and payload is None:
+        payload = bytes((i * 7) & 0xff for i in range(length))
+        fl |= PAYLOAD_LEN
+    return struct.pack(">IHHQQQ", EXT_REQ, fl, cmd, cookie, offset,
+                       length) + (payload or b"")
+
+
+def status_filter(length, ids):
+    return struct.pack(">Q", length) + b"".join(struct.pack(">I", i)
+                                                 for i in ids)
 
 
 def write(corpus, fname, data):
@@ -99,6 +115,14 @@ hs = {
     "too-long": flags() + option(OPT_LIST, length=100000) + b"\0" * 64,
     "bad-export-name": flags(2) + option(OPT_EXPORT_NAME, b"nonexistent"),
     "bad-flags": flags(0xff),
+    "extended": flags() + option(OPT_EXTENDED_HEADERS)
+        + option(OPT_EXTENDED_HEADERS) + option(OPT_STRUCTURED_REPLY)
+        + option(OPT_SET_META, meta_body(b"lo0", [b"base:allocation"]))
+        + option(OPT_GO, info_body(b"lo0", (3,)))
+        + ext_request(WRITE, 0, 512) + ext_request(READ, 0, 1024)
+        + ext_request(BLOCK_STATUS, 0, 1 << 40) + ext_request(DISC),
+    "extended-export-name": flags() + option(OPT_EXTENDED_HEADERS)
+        + option(OPT_EXPORT_NAME, b"lo0"),
     "meta-unknown": flags() + option(OPT_STRUCTURED_REPLY)
         + option(OPT_SET_META, meta_body(b"ram0", [b"qemu:dirty-bitmap:x"]))
         + option(OPT_SET_META, meta_body(b"lo0", [b"base:allocation"]) + b"x"),
@@ -107,7 +131,8 @@ for k, v in hs.items():
     write("handshake", k, v)
 
 # ---- request: first byte picks the handshake (bit 0 structured,
-# bit 1 base:allocation, bit 2 ram0), then requests.
+# bit 1 base:allocation, bit 2 ram0, bit 3 extended headers), then
+# requests.
 rq = {
     "everything": bytes([3]) + request(READ, 0, 4096, cookie=1)
         + request(WRITE, 4096, 512, cookie=2)
@@ -131,6 +156,22 @@ rq = {
         + request(READ, 0, 512, DF) + request(WRITE, 0, 16, REQ_ONE),
     "bad-magic": bytes([0]) + request(READ, 0, 512, magic=0x12345678),
     "big-write-cut": bytes([3]) + request(WRITE, 0, 1 << 20)[:28 + 4096],
+    "extended": bytes([10]) + ext_request(WRITE, 4096, 512, cookie=2)
+        + ext_request(WRITE, 0, 16, 0, cookie=3, payload=b"x" * 16)
+        + ext_request(READ, 0, 8192, cookie=4)
+        + ext_request(ZEROES, 0, 1 << 34, cookie=5)
+        + ext_request(TRIM, 0, (1 << 64) - 1, cookie=6)
+        + ext_request(CACHE, 0, 1 << 40, cookie=7)
+        + ext_request(BLOCK_STATUS, 0, 1 << 34, cookie=8)
+        + ext_request(BLOCK_STATUS, 0, 12, PAYLOAD_LEN, cookie=9,
+                      payload=status_filter(1 << 20, [1]))
+        + ext_request(BLOCK_STATUS, 0, 16, PAYLOAD_LEN, cookie=10,
+                      payload=status_filter(1 << 20, [1, 2]))
+        + ext_request(FLUSH, 0, 3, PAYLOAD_LEN, cookie=11, payload=b"abc")
+        + ext_request(READ, 0, 1 << 33, cookie=12)
+        + request(FLUSH, cookie=13),
+    "extended-big-payload": bytes([8])
+        + ext_request(WRITE, 0, 1 << 40, PAYLOAD_LEN, payload=b""),
     "pipelined-reads": bytes([1]) + b"".join(
         request(READ, i * 4096, 4096, cookie=i) for i in range(64)),
 }

@@ -11,8 +11,16 @@
  *
  * Options: EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO,
  * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT
- * (base:allocation); anything else is read in full and answered
- * NBD_REP_ERR_UNSUP, so the stream stays in step.
+ * (base:allocation), EXTENDED_HEADERS; anything else is read in full
+ * and answered NBD_REP_ERR_UNSUP, so the stream stays in step.
+ *
+ * Extended headers (32-byte requests and replies with 64-bit lengths)
+ * include everything structured replies give, and take precedence:
+ * STRUCTURED_REPLY after them gets NBD_REP_ERR_EXT_HEADER_REQD, a
+ * second EXTENDED_HEADERS NBD_REP_ERR_INVALID, and EXPORT_NAME (which
+ * the protocol forbids then) closes the connection.  STRUCTURED_REPLY
+ * before them is fine.  Only with them, and a metadata context
+ * selected for the export, is NBD_FLAG_BLOCK_STATUS_PAYLOAD offered.
  *
  * TLS modes (the spec's NOTLS, and FORCEDTLS for --tls=require): with
  * --tls=off STARTTLS gets NBD_REP_ERR_UNSUP; with --tls=require every
@@ -39,7 +47,6 @@
 #include "log.h"
 
 #define BASE_ALLOCATION "base:allocation"
-#define BASE_ALLOCATION_ID 1    /* our context id for it */
 
 static const char *
 option_name (uint32_t option)
@@ -54,6 +61,7 @@ option_name (uint32_t option)
   case NBD_OPT_STRUCTURED_REPLY: return "NBD_OPT_STRUCTURED_REPLY";
   case NBD_OPT_LIST_META_CONTEXT: return "NBD_OPT_LIST_META_CONTEXT";
   case NBD_OPT_SET_META_CONTEXT: return "NBD_OPT_SET_META_CONTEXT";
+  case NBD_OPT_EXTENDED_HEADERS: return "NBD_OPT_EXTENDED_HEADERS";
   default: return "unknown option";
   }
 }
@@ -157,19 +165,38 @@ get_string (struct cursor *c, const char **s, uint32_t *len)
 
 /* ---- options ---- */
 
+/* Is base:allocation selected for exp? */
+static bool
+meta_selected (const struct connection *conn, const struct export *exp)
+{
+  return conn->meta_allocation
+    && strcmp (conn->meta_export ? conn->meta_export : "", exp->name) == 0;
+}
+
+/* The transmission flags this connection gets for exp. */
+static uint16_t
+conn_tflags (const struct connection *conn, const struct export *exp)
+{
+  uint16_t flags = export_transmission_flags (exp, conn->structured);
+
+  if (conn->extended && meta_selected (conn, exp))
+    flags |= NBD_FLAG_BLOCK_STATUS_PAYLOAD;
+  return flags;
+}
+
 static void
 enter_transmission (struct connection *conn, struct export *exp)
 {
   conn->exp = exp;
-  conn->tflags = export_transmission_flags (exp, conn->structured);
+  conn->tflags = conn_tflags (conn, exp);
   /* Meta contexts chosen for another export do not carry over. */
-  if (conn->meta_allocation
-      && strcmp (conn->meta_export ? conn->meta_export : "", exp->name) != 0)
+  if (!meta_selected (conn, exp))
     conn->meta_allocation = false;
   conn->hs = HS_DONE;
   conn_enter_transmission (conn);
   conn_debug (conn, "serving %s (%s, flags 0x%x)", exp->name,
-              conn->structured ? "structured replies" : "simple replies",
+              conn->extended ? "extended headers"
+              : conn->structured ? "structured replies" : "simple replies",
               conn->tflags);
 }
 
@@ -182,6 +209,12 @@ opt_export_name (struct connection *conn, const char *data, size_t len)
   size_t rlen = conn->no_zeroes ? offsetof (struct nbd_export_name_reply,
                                             zeroes) : sizeof *r;
 
+  if (conn->extended) {
+    log_warning ("conn %" PRIu64 " (%s): NBD_OPT_EXPORT_NAME after "
+                 "NBD_OPT_EXTENDED_HEADERS (the protocol allows only "
+                 "NBD_OPT_GO then): closing", conn->id, conn->peer);
+    return -1;
+  }
   if (exp == NULL) {
     /* This option cannot answer an error: the protocol says hang up. */
     log_warning ("conn %" PRIu64 " (%s): NBD_OPT_EXPORT_NAME: %s '%.*s': "
@@ -196,7 +229,7 @@ opt_export_name (struct connection *conn, const char *data, size_t len)
   r = outmsg_put (msg, rlen);
   memset (r, 0, rlen);
   r->size = htobe64 (exp->size);
-  r->flags = htobe16 (export_transmission_flags (exp, conn->structured));
+  r->flags = htobe16 (conn_tflags (conn, exp));
   conn_queue (conn, msg);
   enter_transmission (conn, exp);
   return 0;
@@ -280,7 +313,7 @@ opt_info_go (struct connection *conn, const char *data, size_t len, bool go)
 
   ie.info = htobe16 (NBD_INFO_EXPORT);
   ie.size = htobe64 (exp->size);
-  ie.flags = htobe16 (export_transmission_flags (exp, conn->structured));
+  ie.flags = htobe16 (conn_tflags (conn, exp));
   send_reply (conn, NBD_REP_INFO, &ie, sizeof ie);
   if (want_name)
     send_info_string (conn, NBD_INFO_NAME, exp->name);
@@ -310,6 +343,29 @@ opt_structured_reply (struct connection *conn, size_t len)
                 "NBD_OPT_STRUCTURED_REPLY takes no data");
     return;
   }
+  if (conn->extended) {
+    send_error (conn, NBD_REP_ERR_EXT_HEADER_REQD, "extended headers are "
+                "already negotiated, and include structured replies");
+    return;
+  }
+  conn->structured = true;
+  send_reply (conn, NBD_REP_ACK, NULL, 0);
+}
+
+static void
+opt_extended_headers (struct connection *conn, size_t len)
+{
+  if (len != 0) {
+    send_error (conn, NBD_REP_ERR_INVALID,
+                "NBD_OPT_EXTENDED_HEADERS takes no data");
+    return;
+  }
+  if (conn->extended) {
+    send_error (conn, NBD_REP_ERR_INVALID, "extended headers are already "
+                "negotiated");
+    return;
+  }
+  conn->extended = true;
   conn->structured = true;
   send_reply (conn, NBD_REP_ACK, NULL, 0);
 }
@@ -342,7 +398,8 @@ opt_meta_context (struct connection *conn, const char *data, size_t len,
 
   if (!conn->structured) {
     send_error (conn, NBD_REP_ERR_INVALID, "negotiate structured replies "
-                "(NBD_OPT_STRUCTURED_REPLY) first");
+                "(NBD_OPT_STRUCTURED_REPLY) or extended headers "
+                "(NBD_OPT_EXTENDED_HEADERS) first");
     return;
   }
   /* Check the whole syntax before acting on any query. */
@@ -431,6 +488,7 @@ opt_starttls (struct connection *conn, size_t len)
     return -1;
   /* Nothing negotiated in the clear survives. */
   conn->structured = false;
+  conn->extended = false;
   conn->meta_allocation = false;
   free (conn->meta_export);
   conn->meta_export = NULL;
@@ -498,6 +556,9 @@ process_option (struct connection *conn)
     return opt_info_go (conn, data, len, option == NBD_OPT_GO);
   case NBD_OPT_STRUCTURED_REPLY:
     opt_structured_reply (conn, len);
+    return 0;
+  case NBD_OPT_EXTENDED_HEADERS:
+    opt_extended_headers (conn, len);
     return 0;
   case NBD_OPT_LIST_META_CONTEXT:
   case NBD_OPT_SET_META_CONTEXT:

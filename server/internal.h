@@ -257,7 +257,9 @@ extern size_t outmsg_bytes (const struct outmsg *msg);
 extern uint32_t nbd_errno (int err, uint16_t cmd_flags);
 
 struct request;
-/* Success without data: a simple reply. */
+/* Success without data: a simple reply (with extended headers, a
+ * NBD_REPLY_TYPE_NONE chunk: they have no simple replies).
+ */
 extern struct outmsg *reply_ok (const struct request *req);
 /* An error, structured (with the message) when negotiated. */
 extern struct outmsg *reply_error (const struct request *req, bool structured,
@@ -266,9 +268,14 @@ extern struct outmsg *reply_error (const struct request *req, bool structured,
  * header of a successful READ reply (data follows it; size from
  * reply_read_header_size), and a simple reply.
  */
-extern size_t reply_read_header_size (bool structured);
+extern size_t reply_read_header_size (const struct request *req,
+                                      bool structured);
 extern void reply_read_header (void *p, const struct request *req,
                                bool structured);
+/* A simple reply (with extended headers: a NONE or ERROR chunk, which
+ * replaces it) of reply_simple_size bytes.
+ */
+extern size_t reply_simple_size (const struct request *req, uint32_t error);
 extern void reply_simple_header (void *p, const struct request *req,
                                  uint32_t error);
 /* A READ reply of at most MAX_PAYLOAD_ADVERTISED bytes with room for
@@ -301,9 +308,16 @@ struct read_run {
 extern struct outmsg *reply_read_runs (const struct request *req, void *buf,
                                        const struct read_run *runs,
                                        size_t nr_runs);
+/* One extent of a BLOCK_STATUS reply, in host byte order: sent as
+ * 32-bit descriptors, or 64-bit ones with extended headers.
+ */
+struct status_extent {
+  uint64_t length;
+  uint32_t status;              /* NBD_STATE_* */
+};
 extern struct outmsg *reply_block_status (const struct request *req,
                                           uint32_t context_id,
-                                          const struct nbd_block_descriptor *d,
+                                          const struct status_extent *d,
                                           size_t nr);
 
 /* ---- workers.c: the request worker pool (blk thread=) ---- */
@@ -364,7 +378,9 @@ struct connection {
   char *opt_data;
   size_t opt_got;
   uint64_t opt_skip;
-  bool structured;              /* NBD_OPT_STRUCTURED_REPLY acked */
+  bool structured;              /* NBD_OPT_STRUCTURED_REPLY acked, or ... */
+  bool extended;                /* ... NBD_OPT_EXTENDED_HEADERS: 32-byte
+                                   requests and replies, 64-bit lengths */
   bool meta_allocation;         /* base:allocation selected ... */
   char *meta_export;            /* ... for this export */
   /* Transmission state (request.c). */
@@ -473,6 +489,8 @@ extern int handshake_input (struct connection *conn);
 
 /* ---- request.c: the transmission phase ---- */
 
+#define BASE_ALLOCATION_ID 1    /* our context id for base:allocation */
+
 #define URING_MAX_IO 4          /* host transfers of one request by io_uring */
 #define URING_MAX_OPS (URING_MAX_IO + 1)   /* ... and an fdatasync */
 
@@ -483,7 +501,8 @@ struct request {
   uint16_t type;                /* NBD_CMD_* */
   uint64_t cookie;
   uint64_t offset;
-  uint32_t count;
+  uint64_t count;               /* effect or payload length: above 2^32
+                                   only with extended headers */
   void *buf;                    /* WRITE payload or READ data, or NULL */
   struct outmsg *msg;           /* small READ: the reply, data inside ... */
   void *msg_data;               /* ... here */
@@ -508,6 +527,28 @@ struct request {
 };
 
 extern int request_input (struct connection *conn);
+
+/* ---- framing.c: request headers, payloads, validity ---- */
+
+extern const char *command_name (uint16_t type);
+/* Parse the header at the start of conn's input into r without
+ * consuming it.  Returns its size, 0 if more input is needed, or -1 if
+ * the connection must be dropped (logged).
+ */
+extern int parse_header (struct connection *conn, struct request *r);
+/* Extended headers: the payload of a request other than a WRITE (the
+ * header hlen bytes long).  Returns 0 (consumed; r is a plain request
+ * now), 1 (more input needed, nothing consumed), or the errno for the
+ * client with why in what (header consumed, payload to be discarded).
+ */
+extern int take_payload (struct connection *conn, struct request *r,
+                         size_t hlen, char *what, size_t whatlen);
+/* The one validity check: 0, or the errno for the client with why in
+ * what (logged).
+ */
+extern int validate_request (struct connection *conn,
+                             const struct request *req, char *what,
+                             size_t whatlen);
 /* A READ whose host reads are done (uring.c): finish it and queue the
  * reply, on the loop.
  */

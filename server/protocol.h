@@ -8,7 +8,9 @@
  * them in wire order and the code converts (be16toh, htobe64, ...)
  * only where it reads or fills a field.  The numbers are those of the
  * NBD protocol document (doc/proto.md of the NetworkBlockDevice
- * project); the experimental extended headers are not implemented.
+ * project, with its extension-ext-header text for extended headers:
+ * 32-byte requests and replies with 64-bit lengths, as libnbd >= 1.18
+ * and qemu >= 8.2 speak them).
  */
 #ifndef NBDL_PROTOCOL_H
 #define NBDL_PROTOCOL_H
@@ -22,6 +24,8 @@
 #define NBD_REQUEST_MAGIC    UINT32_C (0x25609513)
 #define NBD_SIMPLE_REPLY_MAGIC UINT32_C (0x67446698)
 #define NBD_STRUCTURED_REPLY_MAGIC UINT32_C (0x668e33ef)
+#define NBD_EXTENDED_REQUEST_MAGIC UINT32_C (0x21e41c71)
+#define NBD_EXTENDED_REPLY_MAGIC UINT32_C (0x6e8a278c)
 
 /* Handshake flags (server to client, 16 bits). */
 #define NBD_FLAG_FIXED_NEWSTYLE  (1 << 0)
@@ -41,6 +45,7 @@
 #define NBD_OPT_STRUCTURED_REPLY   8
 #define NBD_OPT_LIST_META_CONTEXT  9
 #define NBD_OPT_SET_META_CONTEXT   10
+#define NBD_OPT_EXTENDED_HEADERS   11
 
 /* Option reply types.  Errors have bit 31 set. */
 #define NBD_REP_ACK                1
@@ -57,6 +62,7 @@
 #define NBD_REP_ERR_SHUTDOWN       NBD_REP_ERR (7)
 #define NBD_REP_ERR_BLOCK_SIZE_REQD NBD_REP_ERR (8)
 #define NBD_REP_ERR_TOO_BIG        NBD_REP_ERR (9)
+#define NBD_REP_ERR_EXT_HEADER_REQD NBD_REP_ERR (10)
 
 /* Information types inside NBD_REP_INFO. */
 #define NBD_INFO_EXPORT            0
@@ -76,6 +82,7 @@
 #define NBD_FLAG_CAN_MULTI_CONN    (1 << 8)
 #define NBD_FLAG_SEND_CACHE        (1 << 10)
 #define NBD_FLAG_SEND_FAST_ZERO    (1 << 11)
+#define NBD_FLAG_BLOCK_STATUS_PAYLOAD (1 << 12) /* extended headers only */
 
 /* Commands (NBD_CMD_*). */
 #define NBD_CMD_READ               0
@@ -93,6 +100,7 @@
 #define NBD_CMD_FLAG_DF            (1 << 2)
 #define NBD_CMD_FLAG_REQ_ONE       (1 << 3)
 #define NBD_CMD_FLAG_FAST_ZERO     (1 << 4)
+#define NBD_CMD_FLAG_PAYLOAD_LEN   (1 << 5)  /* extended: length is payload */
 
 /* Structured reply flags and chunk types. */
 #define NBD_REPLY_FLAG_DONE        (1 << 0)
@@ -100,6 +108,7 @@
 #define NBD_REPLY_TYPE_OFFSET_DATA 1
 #define NBD_REPLY_TYPE_OFFSET_HOLE 2
 #define NBD_REPLY_TYPE_BLOCK_STATUS 5
+#define NBD_REPLY_TYPE_BLOCK_STATUS_EXT 6  /* extended headers only */
 #define NBD_REPLY_TYPE_ERROR       ((1 << 15) + 1)
 #define NBD_REPLY_TYPE_ERROR_OFFSET ((1 << 15) + 2)
 
@@ -181,6 +190,20 @@ struct nbd_request {
   uint32_t count;               /* bytes affected (payload of a WRITE) */
 } __attribute__ ((packed));
 
+/* C: the same with extended headers: 32 bytes, a 64-bit length.
+ * With NBD_CMD_FLAG_PAYLOAD_LEN `length' bytes of payload follow (a
+ * WRITE's data, a BLOCK_STATUS filter); without it there is no payload
+ * and `length' is the effect length.
+ */
+struct nbd_request_ext {
+  uint32_t magic;               /* NBD_EXTENDED_REQUEST_MAGIC */
+  uint16_t flags;               /* NBD_CMD_FLAG_* */
+  uint16_t type;                /* NBD_CMD_* */
+  uint64_t cookie;              /* opaque, echoed in the reply */
+  uint64_t offset;              /* byte offset in the export */
+  uint64_t length;              /* payload or effect length */
+} __attribute__ ((packed));
+
 /* S: a simple reply; a successful READ's data follows. */
 struct nbd_simple_reply {
   uint32_t magic;               /* NBD_SIMPLE_REPLY_MAGIC */
@@ -195,6 +218,18 @@ struct nbd_structured_reply {
   uint16_t type;                /* NBD_REPLY_TYPE_* */
   uint64_t cookie;              /* of the request */
   uint32_t length;              /* bytes of payload */
+} __attribute__ ((packed));
+
+/* S: header of every reply chunk with extended headers (no simple
+ * replies then); `length' bytes follow.
+ */
+struct nbd_extended_reply {
+  uint32_t magic;               /* NBD_EXTENDED_REPLY_MAGIC */
+  uint16_t flags;               /* NBD_REPLY_FLAG_DONE on the last chunk */
+  uint16_t type;                /* NBD_REPLY_TYPE_* */
+  uint64_t cookie;              /* of the request */
+  uint64_t offset;              /* of the request */
+  uint64_t length;              /* bytes of payload */
 } __attribute__ ((packed));
 
 /* Chunk payloads. */
@@ -219,6 +254,24 @@ struct nbd_chunk_block_status {
 struct nbd_block_descriptor {
   uint32_t length;              /* bytes, never 0 */
   uint32_t status;              /* NBD_STATE_* */
+} __attribute__ ((packed));
+
+/* NBD_REPLY_TYPE_BLOCK_STATUS_EXT: the header, then descriptors. */
+struct nbd_chunk_block_status_ext {
+  uint32_t context_id;
+  uint32_t count;               /* descriptors that follow, never 0 */
+} __attribute__ ((packed));
+
+struct nbd_block_descriptor_ext {
+  uint64_t length;              /* bytes, never 0 */
+  uint64_t status;              /* NBD_STATE_* (high 32 bits 0 for base:) */
+} __attribute__ ((packed));
+
+/* C: the payload of NBD_CMD_BLOCK_STATUS with NBD_CMD_FLAG_PAYLOAD_LEN:
+ * the effect length, then the context ids to report (4 bytes each).
+ */
+struct nbd_block_status_payload {
+  uint64_t length;              /* effect length */
 } __attribute__ ((packed));
 
 #endif /* NBDL_PROTOCOL_H */

@@ -6,8 +6,13 @@
  * message frees once sent.  Simple replies serve clients that did not
  * negotiate structured replies (and successful non-reads of those that
  * did); structured ones carry reads as OFFSET_DATA and OFFSET_HOLE
- * chunks, block status, and errors with a message.  Byte order is
- * converted here and nowhere else on the way out.
+ * chunks, block status, and errors with a message.  With extended
+ * headers every reply is a chunk behind a 32-byte header that echoes
+ * the request's offset: a "simple" success becomes a NONE chunk, block
+ * status BLOCK_STATUS_EXT with 64-bit extent lengths.  The connection
+ * (req->conn->extended) says which form a reply takes; the functions
+ * below size their messages accordingly.  Byte order is converted here
+ * and nowhere else on the way out.
  */
 #include <config.h>
 
@@ -139,63 +144,113 @@ nbd_errno (int err, uint16_t cmd_flags)
   }
 }
 
-static void
-put_simple (struct outmsg *msg, const struct request *req, uint32_t error)
+static bool
+extended (const struct request *req)
 {
-  struct nbd_simple_reply *r = outmsg_put (msg, sizeof *r);
+  return req->conn && req->conn->extended;
+}
 
-  r->magic = htobe32 (NBD_SIMPLE_REPLY_MAGIC);
-  r->error = htobe32 (error);
-  r->cookie = htobe64 (req->cookie);
+/* The size of a chunk header on req's connection. */
+static size_t
+chunk_size (const struct request *req)
+{
+  return extended (req) ? sizeof (struct nbd_extended_reply)
+    : sizeof (struct nbd_structured_reply);
+}
+
+/* A chunk header at p (chunk_size bytes). */
+static void
+chunk_header (void *p, const struct request *req, uint16_t flags,
+              uint16_t type, uint64_t length)
+{
+  if (extended (req)) {
+    struct nbd_extended_reply r = {
+      .magic = htobe32 (NBD_EXTENDED_REPLY_MAGIC),
+      .flags = htobe16 (flags),
+      .type = htobe16 (type),
+      .cookie = htobe64 (req->cookie),
+      .offset = htobe64 (req->offset),
+      .length = htobe64 (length),
+    };
+    memcpy (p, &r, sizeof r);
+  }
+  else {
+    struct nbd_structured_reply r = {
+      .magic = htobe32 (NBD_STRUCTURED_REPLY_MAGIC),
+      .flags = htobe16 (flags),
+      .type = htobe16 (type),
+      .cookie = htobe64 (req->cookie),
+      .length = htobe32 (length),
+    };
+    memcpy (p, &r, sizeof r);
+  }
 }
 
 static void
 put_chunk (struct outmsg *msg, const struct request *req, uint16_t flags,
-           uint16_t type, uint32_t length)
+           uint16_t type, uint64_t length)
 {
-  struct nbd_structured_reply *r = outmsg_put (msg, sizeof *r);
-
-  r->magic = htobe32 (NBD_STRUCTURED_REPLY_MAGIC);
-  r->flags = htobe16 (flags);
-  r->type = htobe16 (type);
-  r->cookie = htobe64 (req->cookie);
-  r->length = htobe32 (length);
+  chunk_header (outmsg_put (msg, chunk_size (req)), req, flags, type, length);
 }
 
 size_t
-reply_read_header_size (bool structured)
+reply_simple_size (const struct request *req, uint32_t error)
 {
-  return structured ? sizeof (struct nbd_structured_reply)
-    + sizeof (struct nbd_chunk_offset_data) : sizeof (struct nbd_simple_reply);
+  /* Extended: a NONE chunk, or an ERROR chunk without a message. */
+  if (!extended (req))
+    return sizeof (struct nbd_simple_reply);
+  return sizeof (struct nbd_extended_reply)
+    + (error == NBD_SUCCESS ? 0 : sizeof (struct nbd_chunk_error));
 }
 
 void
 reply_simple_header (void *p, const struct request *req, uint32_t error)
 {
-  struct nbd_simple_reply r = {
-    .magic = htobe32 (NBD_SIMPLE_REPLY_MAGIC),
-    .error = htobe32 (error),
-    .cookie = htobe64 (req->cookie),
-  };
+  if (extended (req)) {
+    if (error == NBD_SUCCESS)
+      chunk_header (p, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
+    else {
+      struct nbd_chunk_error e = { .error = htobe32 (error) };
 
-  memcpy (p, &r, sizeof r);
+      chunk_header (p, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR,
+                    sizeof e);
+      memcpy ((char *) p + sizeof (struct nbd_extended_reply), &e, sizeof e);
+    }
+  }
+  else {
+    struct nbd_simple_reply r = {
+      .magic = htobe32 (NBD_SIMPLE_REPLY_MAGIC),
+      .error = htobe32 (error),
+      .cookie = htobe64 (req->cookie),
+    };
+
+    memcpy (p, &r, sizeof r);
+  }
+}
+
+static void
+put_simple (struct outmsg *msg, const struct request *req, uint32_t error)
+{
+  reply_simple_header (outmsg_put (msg, reply_simple_size (req, error)), req,
+                       error);
+}
+
+size_t
+reply_read_header_size (const struct request *req, bool structured)
+{
+  return structured ? chunk_size (req) + sizeof (struct nbd_chunk_offset_data)
+    : sizeof (struct nbd_simple_reply);
 }
 
 void
 reply_read_header (void *p, const struct request *req, bool structured)
 {
   if (structured) {
-    struct nbd_structured_reply r = {
-      .magic = htobe32 (NBD_STRUCTURED_REPLY_MAGIC),
-      .flags = htobe16 (NBD_REPLY_FLAG_DONE),
-      .type = htobe16 (NBD_REPLY_TYPE_OFFSET_DATA),
-      .cookie = htobe64 (req->cookie),
-      .length = htobe32 (sizeof (struct nbd_chunk_offset_data) + req->count),
-    };
     struct nbd_chunk_offset_data d = { .offset = htobe64 (req->offset) };
 
-    memcpy (p, &r, sizeof r);
-    memcpy ((char *) p + sizeof r, &d, sizeof d);
+    chunk_header (p, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
+                  sizeof d + req->count);
+    memcpy ((char *) p + chunk_size (req), &d, sizeof d);
   }
   else
     reply_simple_header (p, req, NBD_SUCCESS);
@@ -204,7 +259,7 @@ reply_read_header (void *p, const struct request *req, bool structured)
 struct outmsg *
 reply_ok (const struct request *req)
 {
-  struct outmsg *msg = outmsg_new (1, sizeof (struct nbd_simple_reply));
+  struct outmsg *msg = outmsg_new (1, reply_simple_size (req, NBD_SUCCESS));
 
   if (msg)
     put_simple (msg, req, NBD_SUCCESS);
@@ -224,15 +279,15 @@ reply_error (const struct request *req, bool structured, int err,
   if (req->conn && req->conn->exp)      /* counted for stats.c */
     __atomic_fetch_add (&req->conn->exp->request_errors, 1, __ATOMIC_RELAXED);
   if (!structured) {
-    msg = outmsg_new (1, sizeof (struct nbd_simple_reply));
+    msg = outmsg_new (1, reply_simple_size (req, error));
     if (msg)
       put_simple (msg, req, error);
     return msg;
   }
   if (len > NBD_MAX_STRING)
     len = NBD_MAX_STRING;
-  msg = outmsg_new (1, sizeof (struct nbd_structured_reply)
-                    + sizeof (struct nbd_chunk_error) + len);
+  msg = outmsg_new (1, chunk_size (req) + sizeof (struct nbd_chunk_error)
+                    + len);
   if (msg) {
     struct nbd_chunk_error *e;
 
@@ -287,14 +342,14 @@ reply_read_data (const struct request *req, bool structured, void *buf)
     outmsg_put_data (msg, buf, req->count);
   }
   else if (req->count == 0) {
-    msg = outmsg_new (1, sizeof (struct nbd_structured_reply));
+    msg = outmsg_new (1, chunk_size (req));
     if (msg == NULL)
       return NULL;
     put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
   }
   else {
     msg = outmsg_new (2 * chunks,
-                      chunks * (sizeof (struct nbd_structured_reply)
+                      chunks * (chunk_size (req)
                                 + sizeof (struct nbd_chunk_offset_data)));
     if (msg == NULL)
       return NULL;
@@ -307,7 +362,7 @@ reply_read_data (const struct request *req, bool structured, void *buf)
 struct outmsg *
 reply_read_inline (const struct request *req, bool structured, void **data)
 {
-  size_t hdr = reply_read_header_size (structured);
+  size_t hdr = reply_read_header_size (req, structured);
   struct outmsg *msg = outmsg_new (1, hdr + req->count);
 
   if (msg == NULL)
@@ -320,7 +375,7 @@ reply_read_inline (const struct request *req, bool structured, void **data)
 struct outmsg *
 reply_read_pinned (const struct request *req, bool structured, size_t pins)
 {
-  size_t hdr = reply_read_header_size (structured);
+  size_t hdr = reply_read_header_size (req, structured);
   struct outmsg *msg = outmsg_alloc (1 + pins, pins, hdr);
 
   if (msg == NULL)
@@ -339,14 +394,12 @@ reply_read_runs (const struct request *req, void *buf,
   for (size_t i = 0; i < nr_runs; i++) {
     if (runs[i].hole) {
       max_iov += 1;
-      hdr += sizeof (struct nbd_structured_reply)
-        + sizeof (struct nbd_chunk_offset_hole);
+      hdr += chunk_size (req) + sizeof (struct nbd_chunk_offset_hole);
     }
     else {
       size_t c = CHUNKS_OF (runs[i].length);
       max_iov += 2 * c;
-      hdr += c * (sizeof (struct nbd_structured_reply)
-                  + sizeof (struct nbd_chunk_offset_data));
+      hdr += c * (chunk_size (req) + sizeof (struct nbd_chunk_offset_data));
     }
   }
   msg = outmsg_new (max_iov, hdr);
@@ -373,23 +426,51 @@ reply_read_runs (const struct request *req, void *buf,
 
 struct outmsg *
 reply_block_status (const struct request *req, uint32_t context_id,
-                    const struct nbd_block_descriptor *d, size_t nr)
+                    const struct status_extent *d, size_t nr)
 {
-  size_t len = sizeof (struct nbd_chunk_block_status) + nr * sizeof *d;
   struct outmsg *msg;
-  struct nbd_chunk_block_status *bs;
-  struct nbd_block_descriptor *out;
 
-  msg = outmsg_new (1, sizeof (struct nbd_structured_reply) + len);
-  if (msg == NULL)
-    return NULL;
-  put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, len);
-  bs = outmsg_put (msg, sizeof *bs);
-  bs->context_id = htobe32 (context_id);
-  out = outmsg_put (msg, nr * sizeof *d);
-  for (size_t i = 0; i < nr; i++) {
-    out[i].length = htobe32 (d[i].length);
-    out[i].status = htobe32 (d[i].status);
+  if (extended (req)) {
+    size_t len = sizeof (struct nbd_chunk_block_status_ext)
+      + nr * sizeof (struct nbd_block_descriptor_ext);
+    struct nbd_chunk_block_status_ext *bs;
+    struct nbd_block_descriptor_ext *out;
+
+    msg = outmsg_new (1, chunk_size (req) + len);
+    if (msg == NULL)
+      return NULL;
+    put_chunk (msg, req, NBD_REPLY_FLAG_DONE,
+               NBD_REPLY_TYPE_BLOCK_STATUS_EXT, len);
+    bs = outmsg_put (msg, sizeof *bs);
+    bs->context_id = htobe32 (context_id);
+    bs->count = htobe32 (nr);
+    out = outmsg_put (msg, nr * sizeof *out);
+    for (size_t i = 0; i < nr; i++) {
+      out[i].length = htobe64 (d[i].length);
+      out[i].status = htobe64 (d[i].status);
+    }
+  }
+  else {
+    size_t len = sizeof (struct nbd_chunk_block_status)
+      + nr * sizeof (struct nbd_block_descriptor);
+    struct nbd_chunk_block_status *bs;
+    struct nbd_block_descriptor *out;
+
+    msg = outmsg_new (1, chunk_size (req) + len);
+    if (msg == NULL)
+      return NULL;
+    put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS,
+               len);
+    bs = outmsg_put (msg, sizeof *bs);
+    bs->context_id = htobe32 (context_id);
+    out = outmsg_put (msg, nr * sizeof *out);
+    /* Compact requests are below 2^32 bytes, and so are their extents
+     * (request.c clips them to the request).
+     */
+    for (size_t i = 0; i < nr; i++) {
+      out[i].length = htobe32 ((uint32_t) d[i].length);
+      out[i].status = htobe32 (d[i].status);
+    }
   }
   return msg;
 }

@@ -374,6 +374,60 @@ mode_reset (void)
   SSL_shutdown (ssl);
 }
 
+/* Extended headers negotiated in the clear are forgotten too: over
+ * TLS a compact READ gets a simple reply (with extended headers still
+ * on, the compact header would close the connection), and asking for
+ * them again is not a duplicate.
+ */
+static void
+mode_reset_extended (const char *target)
+{
+  struct nbd_simple_reply sr;
+  struct nbd_request rq = {
+    .magic = htobe32 (NBD_REQUEST_MAGIC),
+    .type = htobe16 (NBD_CMD_READ),
+    .cookie = htobe64 (8),
+    .offset = 0,
+    .count = htobe32 (512),
+  };
+  char data[512];
+
+  greeting ();
+  expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
+          "EXTENDED_HEADERS in the clear");
+  expect (NBD_OPT_STARTTLS, NULL, 0, NBD_REP_ACK, "STARTTLS");
+  start_tls ();
+  expect (NBD_OPT_GO, info_data, sizeof info_data, NBD_REP_ACK, "GO over TLS");
+  write_all (&rq, sizeof rq);
+  if (!read_all (&sr, sizeof sr))
+    die ("EOF instead of a reply to a compact READ: extended headers "
+         "survived STARTTLS");
+  if (be32toh (sr.magic) != NBD_SIMPLE_REPLY_MAGIC
+      || be32toh (sr.error) != 0 || be64toh (sr.cookie) != 8)
+    die ("READ: reply magic 0x%x error %u, expected a simple reply",
+         be32toh (sr.magic), be32toh (sr.error));
+  if (!read_all (data, sizeof data))
+    die ("EOF in READ data");
+  rq.type = htobe16 (NBD_CMD_DISC);
+  write_all (&rq, sizeof rq);
+  SSL_shutdown (ssl);
+  SSL_free (ssl);
+  ssl = NULL;                   /* the clear again, for the greeting */
+  close (fd);
+
+  /* Asked for again over TLS: acknowledged afresh. */
+  connect_to (target);
+  greeting ();
+  expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
+          "EXTENDED_HEADERS in the clear");
+  expect (NBD_OPT_STARTTLS, NULL, 0, NBD_REP_ACK, "STARTTLS");
+  start_tls ();
+  expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
+          "EXTENDED_HEADERS again over TLS");
+  expect (NBD_OPT_ABORT, NULL, 0, NBD_REP_ACK, "ABORT");
+  SSL_shutdown (ssl);
+}
+
 static void
 mode_tls (void)
 {
@@ -499,6 +553,8 @@ main (int argc, char *argv[])
     mode_notls ();
   else if (strcmp (mode, "reset") == 0)
     mode_reset ();
+  else if (strcmp (mode, "reset-extended") == 0)
+    mode_reset_extended (argv[optind]);
   else if (strcmp (mode, "tls") == 0)
     mode_tls ();
   else if (strcmp (mode, "pipeline") == 0)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # STARTTLS starts afresh (CVE-2021-3716): structured replies and meta
-# contexts negotiated in the clear are forgotten, a second STARTTLS
+# contexts negotiated in the clear are forgotten (extended headers
+# too), a second STARTTLS
 # is refused, options over TLS are never NBD_REP_ERR_TLS_REQD; bytes
 # sent in the clear behind STARTTLS close the connection.
 source ./functions.sh
@@ -26,4 +27,5 @@ stop_server
 start_server_unix --tls=on --tls-certificates="$tmp/pki" \
     loopback fd="$tmp/disk.img"
 ./client-tls-raw "$sock" reset
+./client-tls-raw "$sock" reset-extended
 stop_server

@@ -18,6 +18,10 @@ start_server_unix --tls-certificates="$tmp/pki" loopback fd="$tmp/disk.img"
 nbdinfo "$(nbd_tls_uri "$tmp/pki")" > "$tmp/out"
 cat "$tmp/out"
 grep -q 'with TLS' "$tmp/out"
+# libnbd 1.22 (test-newest-*) negotiates extended headers after STARTTLS.
+if [ "${newest:-}" = yes ]; then
+    grep -q 'with TLS, using extended packets' "$tmp/out"
+fi
 grep -q 'export-size: 16777216' "$tmp/out"
 # ... and a plaintext client is still served in this mode.
 nbdinfo "$(nbd_uri)" | grep -q 'without TLS'

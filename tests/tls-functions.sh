@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the TLS tests (tests/test-tls-*.sh), sourced after
 # functions.sh and make_tmpdir.  Credentials are made fresh in each
-# test with GnuTLS's certtool and psktool (ECDSA keys: instant).
+# test with GnuTLS's certtool and psktool (an ECDSA CA, RSA leaf keys:
+# qemu 10 wants key encipherment in their key usage, which ECDSA keys
+# cannot have).
 
 requires certtool --version
 requires psktool --version
@@ -38,9 +40,13 @@ make_cert ()
             echo "tls_www_client"
         fi
         echo "signing_key"
+        # qemu 10 refuses certificates whose key usage lacks key
+        # encipherment (its documentation's templates have both).
+        echo "encryption_key"
         echo "expiration_days = 7"
     } > "$dir/$name.info"
-    certtool --generate-privkey --key-type=ecdsa --outfile "$dir/$name-key.pem" 2>/dev/null
+    certtool --generate-privkey --key-type=rsa --bits=2048 \
+        --outfile "$dir/$name-key.pem" 2>/dev/null
     certtool --generate-certificate --load-ca-certificate "$cadir/ca-cert.pem" \
         --load-ca-privkey "$cadir/ca-key.pem" --load-privkey "$dir/$name-key.pem" \
         --template "$dir/$name.info" --outfile "$dir/$name-cert.pem" 2>/dev/null

@@ -1,0 +1,750 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* A raw NBD client for the extended-header tests of nbd-loopback.
+ *
+ *   client-extended SOCKET MODE
+ *
+ * Speaks extended headers (NBD_OPT_EXTENDED_HEADERS: 32-byte requests
+ * and replies, 64-bit lengths) by hand, so it can check every byte the
+ * server sends and break every rule of the new framing.  The export is
+ * the default one, which the test makes 16 GiB, sparse and writable.
+ * MODEs:
+ *
+ *   negotiation   the option rules: data refused, a second request
+ *                 refused, STRUCTURED_REPLY after it refused with
+ *                 EXT_HEADER_REQD, STRUCTURED_REPLY before it fine,
+ *                 BLOCK_STATUS_PAYLOAD offered only with a metadata
+ *                 context, EXPORT_NAME after it closes, clients that
+ *                 do not ask get compact replies as before
+ *   requests      64-bit effect lengths (16 GiB WRITE_ZEROES, TRIM,
+ *                 CACHE, BLOCK_STATUS in one request), the extended
+ *                 reply form (offset echoed, NONE for success,
+ *                 BLOCK_STATUS_EXT), and the block-status filter
+ *   bad-input     each malformed request gets a clear NBD error and
+ *                 the stream stays in step
+ *   big-payload   a payload above the maximum: an error, then the
+ *                 server closes the connection
+ *   compact-on-extended, extended-on-compact
+ *                 a header of the form not negotiated closes the
+ *                 connection
+ *
+ * Exits 0 if the server did what it must, 1 (with a message) if not.
+ * Every wait is bounded by a receive timeout.
+ */
+#include <config.h>
+
+#include <endian.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+#define GiB (UINT64_C (1) << 30)
+#define EXPORT_SIZE (16 * GiB)  /* what the test serves */
+
+static const char *sockpath;
+static const char *mode;
+static int fd = -1;
+
+static void __attribute__ ((noreturn, format (printf, 1, 2)))
+die (const char *fs, ...)
+{
+  va_list args;
+
+  fprintf (stderr, "client-extended %s: ", mode);
+  va_start (args, fs);
+  vfprintf (stderr, fs, args);
+  va_end (args);
+  fprintf (stderr, "\n");
+  exit (EXIT_FAILURE);
+}
+
+static void
+connect_to_server (void)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  struct timeval tv = { .tv_sec = 30 };
+
+  if (fd >= 0)
+    close (fd);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1)
+    die ("socket: %m");
+  snprintf (addr.sun_path, sizeof addr.sun_path, "%s", sockpath);
+  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1)
+    die ("connect %s: %m", sockpath);
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static void
+send_all (const void *buf, size_t len)
+{
+  const char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = send (fd, p, len, MSG_NOSIGNAL);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      die ("send: %m");
+    }
+    p += r;
+    len -= r;
+  }
+}
+
+static bool
+recv_all (void *buf, size_t len)
+{
+  char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = recv (fd, p, len, 0);
+    if (r == 0 || (r == -1 && errno == ECONNRESET))
+      return false;
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      die ("recv: %m");
+    }
+    p += r;
+    len -= r;
+  }
+  return true;
+}
+
+static void
+expect_recv (void *buf, size_t len, const char *what)
+{
+  if (!recv_all (buf, len))
+    die ("the server closed the connection while %s was expected", what);
+}
+
+/* The server must hang up now: EOF, with nothing more sent. */
+static void
+expect_eof (const char *why)
+{
+  char c;
+  ssize_t r;
+
+  do
+    r = recv (fd, &c, 1, 0);
+  while (r == -1 && errno == EINTR);
+  if (r > 0)
+    die ("%s: the server sent more instead of closing", why);
+  if (r == -1 && errno != ECONNRESET)
+    die ("%s: the server did not close the connection: %m", why);
+}
+
+static uint16_t
+get16 (const void *p)
+{
+  uint16_t v;
+  memcpy (&v, p, sizeof v);
+  return be16toh (v);
+}
+
+static uint32_t
+get32 (const void *p)
+{
+  uint32_t v;
+  memcpy (&v, p, sizeof v);
+  return be32toh (v);
+}
+
+static uint64_t
+get64 (const void *p)
+{
+  uint64_t v;
+  memcpy (&v, p, sizeof v);
+  return be64toh (v);
+}
+
+/* ---- the handshake ---- */
+
+static void
+greeting (void)
+{
+  struct nbd_greeting g;
+  uint32_t f = htobe32 (NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+
+  expect_recv (&g, sizeof g, "the greeting");
+  if (be64toh (g.magic) != NBD_MAGIC || be64toh (g.ihaveopt) != NBD_IHAVEOPT)
+    die ("bad greeting magic");
+  send_all (&f, sizeof f);
+}
+
+static void
+send_option (uint32_t option, const void *data, uint32_t len)
+{
+  struct nbd_option o = {
+    .magic = htobe64 (NBD_IHAVEOPT),
+    .option = htobe32 (option),
+    .length = htobe32 (len),
+  };
+
+  send_all (&o, sizeof o);
+  if (len)
+    send_all (data, len);
+}
+
+/* Read option replies up to the final one; returns its type.  The
+ * transmission flags of an NBD_INFO_EXPORT go to *tflags.
+ */
+static uint32_t
+option_reply (uint32_t option, uint16_t *tflags)
+{
+  for (;;) {
+    struct nbd_option_reply r;
+    char data[8192];
+    uint32_t len, type;
+
+    expect_recv (&r, sizeof r, "an option reply");
+    if (be64toh (r.magic) != NBD_REP_MAGIC)
+      die ("bad option reply magic");
+    if (be32toh (r.option) != option)
+      die ("reply to option %u, expected %u", be32toh (r.option), option);
+    len = be32toh (r.length);
+    type = be32toh (r.reply);
+    if (len > sizeof data)
+      die ("option reply of %u bytes", len);
+    expect_recv (data, len, "option reply data");
+    if (type == NBD_REP_INFO && len == sizeof (struct nbd_info_export)
+        && get16 (data) == NBD_INFO_EXPORT && tflags) {
+      struct nbd_info_export ie;
+      memcpy (&ie, data, sizeof ie);
+      *tflags = be16toh (ie.flags);
+    }
+    if (type != NBD_REP_SERVER && type != NBD_REP_INFO
+        && type != NBD_REP_META_CONTEXT)
+      return type;
+  }
+}
+
+static void
+option_expect (uint32_t option, const void *data, uint32_t len,
+               uint32_t want, const char *what)
+{
+  uint32_t got;
+
+  send_option (option, data, len);
+  got = option_reply (option, NULL);
+  if (got != want)
+    die ("%s: option reply 0x%x, expected 0x%x", what, got, want);
+}
+
+static void
+set_meta_context (void)
+{
+  static const char q[] = "base:allocation";
+  char data[64];
+  uint32_t v;
+  size_t n = 0;
+
+  v = htobe32 (0);              /* the default export */
+  memcpy (data + n, &v, 4), n += 4;
+  v = htobe32 (1);
+  memcpy (data + n, &v, 4), n += 4;
+  v = htobe32 (strlen (q));
+  memcpy (data + n, &v, 4), n += 4;
+  memcpy (data + n, q, strlen (q)), n += strlen (q);
+  option_expect (NBD_OPT_SET_META_CONTEXT, data, n, NBD_REP_ACK,
+                 "SET_META_CONTEXT base:allocation");
+}
+
+/* NBD_OPT_GO to the default export; returns the transmission flags. */
+static uint16_t
+go (void)
+{
+  static const char data[6] = { 0 };  /* empty name, no info requests */
+  uint16_t tflags = 0;
+  uint32_t r;
+
+  send_option (NBD_OPT_GO, data, sizeof data);
+  r = option_reply (NBD_OPT_GO, &tflags);
+  if (r != NBD_REP_ACK)
+    die ("NBD_OPT_GO: reply 0x%x", r);
+  if (!(tflags & NBD_FLAG_HAS_FLAGS))
+    die ("NBD_OPT_GO: no NBD_INFO_EXPORT");
+  return tflags;
+}
+
+/* A session with extended headers (and base:allocation if meta). */
+static uint16_t
+extended_session (bool meta)
+{
+  connect_to_server ();
+  greeting ();
+  option_expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
+                 "NBD_OPT_EXTENDED_HEADERS");
+  if (meta)
+    set_meta_context ();
+  return go ();
+}
+
+/* ---- transmission ---- */
+
+static void
+send_ext (uint16_t type, uint16_t flags, uint64_t cookie, uint64_t offset,
+          uint64_t length, const void *payload, size_t plen)
+{
+  struct nbd_request_ext r = {
+    .magic = htobe32 (NBD_EXTENDED_REQUEST_MAGIC),
+    .flags = htobe16 (flags),
+    .type = htobe16 (type),
+    .cookie = htobe64 (cookie),
+    .offset = htobe64 (offset),
+    .length = htobe64 (length),
+  };
+
+  send_all (&r, sizeof r);
+  if (plen)
+    send_all (payload, plen);
+}
+
+struct chunk {
+  uint16_t flags, type;
+  uint64_t cookie, offset, length;
+  char payload[(1 << 16) + 1];  /* room for a terminating NUL */
+};
+
+/* One extended reply chunk, checked against the request it answers. */
+static void
+read_chunk (struct chunk *c, uint64_t cookie, uint64_t offset)
+{
+  struct nbd_extended_reply h;
+
+  expect_recv (&h, sizeof h, "a reply chunk");
+  if (be32toh (h.magic) != NBD_EXTENDED_REPLY_MAGIC)
+    die ("reply magic 0x%08x, expected the extended reply magic",
+         be32toh (h.magic));
+  c->flags = be16toh (h.flags);
+  c->type = be16toh (h.type);
+  c->cookie = be64toh (h.cookie);
+  c->offset = be64toh (h.offset);
+  c->length = be64toh (h.length);
+  if (c->cookie != cookie)
+    die ("reply to cookie %llu, expected %llu",
+         (unsigned long long) c->cookie, (unsigned long long) cookie);
+  if (c->offset != offset)
+    die ("reply header offset %llu, expected the request's %llu",
+         (unsigned long long) c->offset, (unsigned long long) offset);
+  if (c->length >= sizeof c->payload)
+    die ("chunk payload of %llu bytes", (unsigned long long) c->length);
+  expect_recv (c->payload, c->length, "a chunk payload");
+}
+
+/* A successful reply without data: one NONE chunk, DONE. */
+static void
+expect_ok (uint64_t cookie, uint64_t offset, const char *what)
+{
+  struct chunk c;
+
+  read_chunk (&c, cookie, offset);
+  if (c.type == NBD_REPLY_TYPE_ERROR)
+    die ("%s failed: NBD error %u: %.*s", what,
+         get32 (c.payload), (int) c.length - 6,
+         c.payload + 6);
+  if (c.type != NBD_REPLY_TYPE_NONE || c.flags != NBD_REPLY_FLAG_DONE
+      || c.length != 0)
+    die ("%s: chunk type %u flags %u length %llu, expected a NONE chunk",
+         what, c.type, c.flags, (unsigned long long) c.length);
+}
+
+/* An ERROR chunk with this error and a message containing text. */
+static void
+expect_error (uint64_t cookie, uint64_t offset, uint32_t want,
+              const char *text, const char *what)
+{
+  struct chunk c;
+  uint32_t err;
+  uint16_t mlen;
+
+  read_chunk (&c, cookie, offset);
+  if (c.type != NBD_REPLY_TYPE_ERROR || !(c.flags & NBD_REPLY_FLAG_DONE)
+      || c.length < 6)
+    die ("%s: chunk type %u, expected an error", what, c.type);
+  err = get32 (c.payload);
+  mlen = get16 (c.payload + 4);
+  if (err != want)
+    die ("%s: NBD error %u, expected %u", what, err, want);
+  if (6 + (uint64_t) mlen != c.length)
+    die ("%s: message length %u in a chunk of %llu", what, mlen,
+         (unsigned long long) c.length);
+  c.payload[6 + mlen] = '\0';
+  if (strstr (c.payload + 6, text) == NULL)
+    die ("%s: message '%s' does not say '%s'", what, c.payload + 6, text);
+  printf ("%s: NBD error %u: %s\n", what, err, c.payload + 6);
+}
+
+/* The stream is in step: a FLUSH is answered next, and correctly. */
+static void
+in_step (const char *after)
+{
+  char what[128];
+
+  snprintf (what, sizeof what, "a FLUSH after %s", after);
+  send_ext (NBD_CMD_FLUSH, 0, 7777, 0, 0, NULL, 0);
+  expect_ok (7777, 0, what);
+}
+
+/* BLOCK_STATUS_EXT for base:allocation: fills ext (n of them). */
+static size_t
+expect_status (uint64_t cookie, uint64_t offset,
+               struct nbd_block_descriptor_ext *ext, size_t max,
+               const char *what)
+{
+  struct chunk c;
+  struct nbd_chunk_block_status_ext h;
+  size_t n;
+
+  read_chunk (&c, cookie, offset);
+  if (c.type != NBD_REPLY_TYPE_BLOCK_STATUS_EXT)
+    die ("%s: chunk type %u, expected BLOCK_STATUS_EXT", what, c.type);
+  if (!(c.flags & NBD_REPLY_FLAG_DONE))
+    die ("%s: one context, but the chunk is not the last", what);
+  memcpy (&h, c.payload, sizeof h);
+  n = be32toh (h.count);
+  if (be32toh (h.context_id) != 1)
+    die ("%s: context id %u", what, be32toh (h.context_id));
+  if (n == 0 || c.length != sizeof h + n * sizeof *ext || n > max)
+    die ("%s: %zu descriptors in %llu bytes", what, n,
+         (unsigned long long) c.length);
+  memcpy (ext, c.payload + sizeof h, n * sizeof *ext);
+  for (size_t i = 0; i < n; i++) {
+    ext[i].length = be64toh (ext[i].length);
+    ext[i].status = be64toh (ext[i].status);
+    if (ext[i].length == 0 || ext[i].status >> 32)
+      die ("%s: bad descriptor %zu", what, i);
+  }
+  return n;
+}
+
+/* ---- modes ---- */
+
+static void
+mode_negotiation (void)
+{
+  uint16_t tflags;
+
+  /* Data, duplicates, STRUCTURED_REPLY after: refused, each clearly. */
+  connect_to_server ();
+  greeting ();
+  option_expect (NBD_OPT_EXTENDED_HEADERS, "x", 1, NBD_REP_ERR_INVALID,
+                 "EXTENDED_HEADERS with data");
+  option_expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
+                 "EXTENDED_HEADERS");
+  option_expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ERR_INVALID,
+                 "a second EXTENDED_HEADERS");
+  option_expect (NBD_OPT_STRUCTURED_REPLY, NULL, 0,
+                 NBD_REP_ERR_EXT_HEADER_REQD,
+                 "STRUCTURED_REPLY after EXTENDED_HEADERS");
+  tflags = go ();
+  if (tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD)
+    die ("BLOCK_STATUS_PAYLOAD offered without a metadata context");
+  if (!(tflags & NBD_FLAG_SEND_DF))
+    die ("extended headers include structured replies: DF expected");
+  in_step ("NBD_OPT_GO");
+
+  /* STRUCTURED_REPLY first, then EXTENDED_HEADERS and a context. */
+  connect_to_server ();
+  greeting ();
+  option_expect (NBD_OPT_STRUCTURED_REPLY, NULL, 0, NBD_REP_ACK,
+                 "STRUCTURED_REPLY");
+  option_expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
+                 "EXTENDED_HEADERS after STRUCTURED_REPLY");
+  set_meta_context ();
+  tflags = go ();
+  if (!(tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD))
+    die ("BLOCK_STATUS_PAYLOAD not offered with extended headers and a "
+         "metadata context");
+  in_step ("NBD_OPT_GO");
+
+  /* EXPORT_NAME is forbidden after EXTENDED_HEADERS: hang up. */
+  connect_to_server ();
+  greeting ();
+  option_expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
+                 "EXTENDED_HEADERS");
+  send_option (NBD_OPT_EXPORT_NAME, "", 0);
+  expect_eof ("EXPORT_NAME after EXTENDED_HEADERS");
+
+  /* Without asking: structured replies and a context, but no
+   * BLOCK_STATUS_PAYLOAD, and compact replies as before.
+   */
+  connect_to_server ();
+  greeting ();
+  option_expect (NBD_OPT_STRUCTURED_REPLY, NULL, 0, NBD_REP_ACK,
+                 "STRUCTURED_REPLY");
+  set_meta_context ();
+  tflags = go ();
+  if (tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD)
+    die ("BLOCK_STATUS_PAYLOAD offered without extended headers");
+  {
+    struct nbd_request r = {
+      .magic = htobe32 (NBD_REQUEST_MAGIC),
+      .type = htobe16 (NBD_CMD_FLUSH),
+      .cookie = htobe64 (5),
+    };
+    struct nbd_simple_reply s;
+
+    send_all (&r, sizeof r);
+    expect_recv (&s, sizeof s, "a simple reply");
+    if (be32toh (s.magic) != NBD_SIMPLE_REPLY_MAGIC || s.error != 0)
+      die ("a client without extended headers got magic 0x%08x error %u",
+           be32toh (s.magic), be32toh (s.error));
+  }
+}
+
+static void
+mode_requests (void)
+{
+  struct nbd_block_descriptor_ext ext[64];
+  char buf[4096], back[4096 + 8];
+  struct chunk c;
+  size_t n;
+  uint64_t total;
+
+  extended_session (true);
+
+  /* A WRITE (payload length) and its READ (OFFSET_DATA, offset echoed). */
+  memset (buf, 'A', sizeof buf);
+  send_ext (NBD_CMD_WRITE, NBD_CMD_FLAG_PAYLOAD_LEN, 1, 8 * GiB,
+            sizeof buf, buf, sizeof buf);
+  expect_ok (1, 8 * GiB, "a WRITE at 8 GiB");
+  send_ext (NBD_CMD_READ, 0, 2, 8 * GiB, sizeof buf, NULL, 0);
+  read_chunk (&c, 2, 8 * GiB);
+  if (c.type != NBD_REPLY_TYPE_OFFSET_DATA || !(c.flags & NBD_REPLY_FLAG_DONE)
+      || c.length != 8 + sizeof buf)
+    die ("READ: chunk type %u length %llu", c.type,
+         (unsigned long long) c.length);
+  memcpy (back, c.payload, c.length);
+  if (get64 (back) != 8 * GiB
+      || memcmp (back + 8, buf, sizeof buf) != 0)
+    die ("READ: wrong offset or data");
+
+  /* A WRITE without PAYLOAD_LEN, as qemu 10 sends them: the length is
+   * still the payload's.
+   */
+  memset (buf, 'B', 512);
+  send_ext (NBD_CMD_WRITE, 0, 11, 8 * GiB, 512, buf, 512);
+  expect_ok (11, 8 * GiB, "a WRITE without PAYLOAD_LEN");
+  send_ext (NBD_CMD_READ, 0, 12, 8 * GiB, 1024, NULL, 0);
+  read_chunk (&c, 12, 8 * GiB);
+  if (c.type != NBD_REPLY_TYPE_OFFSET_DATA || c.length != 8 + 1024
+      || memcmp (c.payload + 8, buf, 512) != 0
+      || memcmp (c.payload + 8 + 512, "AAAA", 4) != 0)
+    die ("READ after a WRITE without PAYLOAD_LEN: wrong data");
+  memset (buf, 'A', sizeof buf);
+
+  /* BLOCK_STATUS of all 16 GiB in one request: data at 8 GiB, holes
+   * of 8 GiB (more than 32 bits) either side.
+   */
+  send_ext (NBD_CMD_BLOCK_STATUS, 0, 3, 0, EXPORT_SIZE, NULL, 0);
+  n = expect_status (3, 0, ext, 64, "BLOCK_STATUS of 16 GiB");
+  total = 0;
+  for (size_t i = 0; i < n; i++) {
+    printf ("extent %zu: %llu bytes, status %llu\n", i,
+            (unsigned long long) ext[i].length,
+            (unsigned long long) ext[i].status);
+    total += ext[i].length;
+  }
+  if (total != EXPORT_SIZE || ext[0].length != 8 * GiB
+      || ext[0].status != (NBD_STATE_HOLE | NBD_STATE_ZERO)
+      || ext[1].status != 0)
+    die ("BLOCK_STATUS of 16 GiB: not a hole of 8 GiB, then data, "
+         "covering 16 GiB");
+
+  /* The same through the payload filter. */
+  {
+    char p[12];
+    uint64_t len = htobe64 (EXPORT_SIZE - 8 * GiB);
+    uint32_t id = htobe32 (1);
+
+    memcpy (p, &len, 8);
+    memcpy (p + 8, &id, 4);
+    send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 4, 8 * GiB,
+              sizeof p, p, sizeof p);
+    n = expect_status (4, 8 * GiB, ext, 64, "BLOCK_STATUS with a filter");
+    if (ext[0].status != 0 || ext[0].length != sizeof buf)
+      die ("BLOCK_STATUS with a filter: not the data at 8 GiB");
+  }
+
+  /* 64-bit WRITE_ZEROES, TRIM and CACHE over the whole export. */
+  send_ext (NBD_CMD_WRITE_ZEROES, 0, 5, 0, EXPORT_SIZE, NULL, 0);
+  expect_ok (5, 0, "WRITE_ZEROES of 16 GiB");
+  send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_REQ_ONE, 6, 0, EXPORT_SIZE,
+            NULL, 0);
+  n = expect_status (6, 0, ext, 64, "BLOCK_STATUS after WRITE_ZEROES");
+  if (n != 1 || ext[0].length != EXPORT_SIZE
+      || !(ext[0].status & NBD_STATE_ZERO))
+    die ("after WRITE_ZEROES of 16 GiB: not one zero extent of 16 GiB");
+  send_ext (NBD_CMD_TRIM, 0, 7, 0, EXPORT_SIZE, NULL, 0);
+  expect_ok (7, 0, "TRIM of 16 GiB");
+  send_ext (NBD_CMD_CACHE, 0, 8, 0, EXPORT_SIZE, NULL, 0);
+  expect_ok (8, 0, "CACHE of 16 GiB");
+  send_ext (NBD_CMD_READ, 0, 9, 8 * GiB, sizeof buf, NULL, 0);
+  read_chunk (&c, 9, 8 * GiB);
+  if (c.type == NBD_REPLY_TYPE_OFFSET_DATA) {
+    static const char zero[4096];
+
+    if (memcmp (c.payload + 8, zero, sizeof zero) != 0)
+      die ("READ after WRITE_ZEROES: not zero");
+  }
+  else if (c.type != NBD_REPLY_TYPE_OFFSET_HOLE)
+    die ("READ after WRITE_ZEROES: chunk type %u", c.type);
+  in_step ("the 64-bit requests");
+  send_ext (NBD_CMD_DISC, 0, 10, 0, 0, NULL, 0);
+  expect_eof ("NBD_CMD_DISC");
+}
+
+static void
+mode_bad_input (void)
+{
+  char p[16];
+  uint64_t len;
+  uint32_t id;
+
+  extended_session (true);
+
+  /* A READ longer than the maximum: its length is 64-bit now. */
+  send_ext (NBD_CMD_READ, 0, 1, 0, 8 * GiB, NULL, 0);
+  expect_error (1, 0, NBD_EINVAL, "at most", "READ of 8 GiB");
+  in_step ("a READ of 8 GiB");
+
+  /* A WRITE to a place past the end: its payload is skipped. */
+  {
+    char data[4096] = { 0 };
+
+    send_ext (NBD_CMD_WRITE, NBD_CMD_FLAG_PAYLOAD_LEN, 2, EXPORT_SIZE,
+              sizeof data, data, sizeof data);
+    expect_error (2, EXPORT_SIZE, NBD_ENOSPC, "beyond the end",
+                  "WRITE past the end");
+    in_step ("a WRITE past the end");
+  }
+
+  /* offset + length past the end, and overflowing 64 bits. */
+  send_ext (NBD_CMD_WRITE_ZEROES, 0, 3, 4096, UINT64_MAX, NULL, 0);
+  expect_error (3, 4096, NBD_ENOSPC, "beyond the end",
+                "WRITE_ZEROES overflowing offset + length");
+  send_ext (NBD_CMD_TRIM, 0, 4, UINT64_MAX - 10, 4096, NULL, 0);
+  expect_error (4, UINT64_MAX - 10, NBD_EINVAL, "beyond the end",
+                "TRIM at an offset near 2^64");
+  send_ext (NBD_CMD_BLOCK_STATUS, 0, 5, 0, EXPORT_SIZE + 1, NULL, 0);
+  expect_error (5, 0, NBD_EINVAL, "beyond the end",
+                "BLOCK_STATUS past the end");
+  in_step ("lengths past the end");
+
+  /* A payload on a command that takes none: consumed, refused. */
+  memset (p, 0, sizeof p);
+  send_ext (NBD_CMD_TRIM, NBD_CMD_FLAG_PAYLOAD_LEN, 6, 0, sizeof p, p,
+            sizeof p);
+  expect_error (6, 0, NBD_EINVAL, "takes none", "TRIM with a payload");
+  in_step ("a TRIM with a payload");
+
+  /* Block-status filters: malformed, an unknown id, a duplicate. */
+  send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 7, 0, 10, p, 10);
+  expect_error (7, 0, NBD_EINVAL, "payload of 10 bytes",
+                "BLOCK_STATUS with a 10-byte payload");
+  in_step ("a malformed block-status payload");
+  len = htobe64 (4096);
+  id = htobe32 (2);
+  memcpy (p, &len, 8);
+  memcpy (p + 8, &id, 4);
+  send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 8, 0, 12, p, 12);
+  expect_error (8, 0, NBD_EINVAL, "not selected",
+                "BLOCK_STATUS filtering on context 2");
+  in_step ("a filter naming an unknown context");
+  id = htobe32 (1);
+  memcpy (p + 8, &id, 4);
+  memcpy (p + 12, &id, 4);
+  send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 9, 0, 16, p, 16);
+  expect_error (9, 0, NBD_EINVAL, "names 2 context ids",
+                "BLOCK_STATUS filtering on context 1 twice");
+  in_step ("a filter naming a context twice");
+
+  /* Without a metadata context, there is no filter to use. */
+  extended_session (false);
+  send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 10, 0, 12, p, 12);
+  expect_error (10, 0, NBD_EINVAL, "was not offered",
+                "BLOCK_STATUS with a payload, not offered");
+  in_step ("a block-status payload not offered");
+}
+
+static void
+mode_big_payload (void)
+{
+  extended_session (false);
+  /* Only the header: the server must not wait for 8 GiB. */
+  send_ext (NBD_CMD_WRITE, NBD_CMD_FLAG_PAYLOAD_LEN, 1, 0, 8 * GiB, NULL, 0);
+  expect_error (1, 0, NBD_EINVAL, "with a payload of",
+                "WRITE with an 8 GiB payload");
+  expect_eof ("a WRITE with an 8 GiB payload");
+}
+
+static void
+mode_compact_on_extended (void)
+{
+  struct nbd_request r = {
+    .magic = htobe32 (NBD_REQUEST_MAGIC),
+    .type = htobe16 (NBD_CMD_FLUSH),
+    .cookie = htobe64 (1),
+  };
+
+  extended_session (false);
+  send_all (&r, sizeof r);
+  send_all ("\0\0\0\0", 4);     /* as long as an extended header */
+  expect_eof ("a compact header after extended headers");
+}
+
+static void
+mode_extended_on_compact (void)
+{
+  connect_to_server ();
+  greeting ();
+  option_expect (NBD_OPT_STRUCTURED_REPLY, NULL, 0, NBD_REP_ACK,
+                 "STRUCTURED_REPLY");
+  go ();
+  send_ext (NBD_CMD_FLUSH, 0, 1, 0, 0, NULL, 0);
+  expect_eof ("an extended header without extended headers");
+}
+
+int
+main (int argc, char *argv[])
+{
+  static const struct {
+    const char *name;
+    void (*run) (void);
+  } modes[] = {
+    { "negotiation", mode_negotiation },
+    { "requests", mode_requests },
+    { "bad-input", mode_bad_input },
+    { "big-payload", mode_big_payload },
+    { "compact-on-extended", mode_compact_on_extended },
+    { "extended-on-compact", mode_extended_on_compact },
+  };
+
+  if (argc != 3) {
+    fprintf (stderr, "usage: client-extended SOCKET MODE\n");
+    return EXIT_FAILURE;
+  }
+  sockpath = argv[1];
+  mode = argv[2];
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+    if (strcmp (mode, modes[i].name) == 0) {
+      modes[i].run ();
+      if (fd >= 0)
+        close (fd);
+      printf ("client-extended %s: ok\n", mode);
+      return EXIT_SUCCESS;
+    }
+  die ("unknown mode");
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# test-tls-psk-nbdinfo.sh with the newest clients (libnbd 1.22, qemu 10).
+newest=yes
+source "$(dirname "$0")/test-tls-psk-nbdinfo.sh"

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# frontend-qemu-img.sh against the nbd-loopback plugin in nbdkit.
+frontend=plugin
+source "$(dirname "$0")/frontend-qemu-img.sh"
