@@ -16,7 +16,9 @@
 #                            boot the guest with tests/vm/SCRIPT as its
 #                            scenario and the variables in
 #                            /vmtest/params, within a hard time bound;
-#                            fail unless the console says VMTEST: PASS
+#                            fail unless the console says VMTEST: PASS;
+#                            the files in the array $vm_files are in
+#                            the guest's /vmtest too
 #
 # Every process is started here by PID and ended at exit; the namespace
 # is deleted at exit.  The guest asks the host for actions with console
@@ -177,6 +179,11 @@ vm_run ()
     rm -rf "$d"
     mkdir -p "$d/vmtest"
     cp "$vm_srcdir/$script" "$d/vmtest/guest.sh"
+    # Files the scenario reads, as /vmtest/NAME.
+    local f
+    for f in "${vm_files[@]}"; do
+        cp "$f" "$d/vmtest/"
+    done
     {
         echo "VM_GUEST_ADDR=$vm_guest_addr/24"
         echo "VM_SERVER=$vm_server_addr"
