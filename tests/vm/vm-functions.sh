@@ -11,7 +11,9 @@
 #                            nbdkit (FE=plugin) in that namespace, on
 #                            $vm_server_addr:$vm_port, verbose, its log
 #                            in $tmp/server.log; sets $frontend_pid
-#                            (stop_frontend etc. from functions.sh work)
+#                            (stop_frontend etc. from functions.sh work);
+#                            the array $vm_server_opts holds options
+#                            both servers spell alike (--tls=...)
 #   vm_run SCRIPT [VAR=VALUE...]
 #                            boot the guest with tests/vm/SCRIPT as its
 #                            scenario and the variables in
@@ -128,13 +130,15 @@ vm_start_server ()
     case $fe in
     plugin)
         loopback_nbdkit_args -f -v -P "$pidfile" -i "$vm_server_addr" \
-            -p "$vm_port" "$loopback_plugin" "${frontend_argv[@]}"
+            -p "$vm_port" "${vm_server_opts[@]}" "$loopback_plugin" \
+            "${frontend_argv[@]}"
         ip netns exec "$vm_ns" "${loopback_nbdkit_argv[@]}" \
             >>"$tmp/server.log" 2>&1 &
         ;;
     daemon)
         ip netns exec "$vm_ns" nbd-loopback -f -v -v -P "$pidfile" \
-            -i "$vm_server_addr" -p "$vm_port" "${frontend_argv[@]}" \
+            -i "$vm_server_addr" -p "$vm_port" "${vm_server_opts[@]}" \
+            "${frontend_argv[@]}" \
             >>"$tmp/server.log" 2>&1 &
         ;;
     *) fail "unknown front end '$fe'" ;;
