@@ -13,7 +13,9 @@
 #                            in $tmp/server.log; sets $frontend_pid
 #                            (stop_frontend etc. from functions.sh work);
 #                            the array $vm_server_opts holds options
-#                            both servers spell alike (--tls=...)
+#                            both servers spell alike (--tls=...);
+#                            with $vm_unix_socket set, it listens there
+#                            instead
 #   vm_run SCRIPT [VAR=VALUE...]
 #                            boot the guest with tests/vm/SCRIPT as its
 #                            scenario and the variables in
@@ -122,23 +124,27 @@ vm_in () { ip netns exec "$vm_ns" "$@"; }
 # request; waits (at most 30 s) for its pidfile.
 vm_start_server ()
 {
-    local fe=$1 pidfile="$tmp/server.pid" i
+    local fe=$1 pidfile="$tmp/server.pid" i listen
     shift
     frontend_args "$fe" "$@"
     rm -f "$pidfile"
+    listen=(-i "$vm_server_addr" -p "$vm_port")
+    if [ -n "${vm_unix_socket:-}" ]; then
+        # nbdkit neither removes its socket at exit nor replaces one.
+        rm -f "$vm_unix_socket"
+        listen=(-U "$vm_unix_socket")
+    fi
     echo "--- vm_start_server $fe ${frontend_argv[*]}" >> "$tmp/server.log"
     case $fe in
     plugin)
-        loopback_nbdkit_args -f -v -P "$pidfile" -i "$vm_server_addr" \
-            -p "$vm_port" "${vm_server_opts[@]}" "$loopback_plugin" \
-            "${frontend_argv[@]}"
+        loopback_nbdkit_args -f -v -P "$pidfile" "${listen[@]}" \
+            "${vm_server_opts[@]}" "$loopback_plugin" "${frontend_argv[@]}"
         ip netns exec "$vm_ns" "${loopback_nbdkit_argv[@]}" \
             >>"$tmp/server.log" 2>&1 &
         ;;
     daemon)
         ip netns exec "$vm_ns" nbd-loopback -f -v -v -P "$pidfile" \
-            -i "$vm_server_addr" -p "$vm_port" "${vm_server_opts[@]}" \
-            "${frontend_argv[@]}" \
+            "${listen[@]}" "${vm_server_opts[@]}" "${frontend_argv[@]}" \
             >>"$tmp/server.log" 2>&1 &
         ;;
     *) fail "unknown front end '$fe'" ;;
