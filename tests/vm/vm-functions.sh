@@ -5,6 +5,7 @@
 #
 #   vm_requires              skip unless root, QEMU, netns and the
 #                            image (built once by build-image.sh) are here
+#   vm_requires_image        only QEMU and the image (no network, no root)
 #   vm_net                   a network namespace with a tap device for
 #                            the guest; only addresses inside it are used
 #   vm_start_server FE ARGS  the daemon (FE=daemon) or the plugin under
@@ -22,7 +23,10 @@
 #                            /vmtest/params, within a hard time bound;
 #                            fail unless the console says VMTEST: PASS;
 #                            the files in the array $vm_files are in
-#                            the guest's /vmtest too
+#                            the guest's /vmtest too, the archives in
+#                            $vm_cpio are unpacked into its root, and
+#                            $vm_qemu_args are added to QEMU's options;
+#                            without vm_net the guest has no network
 #
 # Every process is started here by PID and ended at exit; the namespace
 # is deleted at exit.  The guest asks the host for actions with console
@@ -37,14 +41,20 @@ vm_port=10809
 vm_requires ()
 {
     requires_root
-    requires qemu-system-x86_64 --version
     requires ip -V
-    requires cpio --version
     test -c /dev/net/tun || skip "no /dev/net/tun for the guest's tap device"
     # A namespace of our own is needed for the network.
     local probe="nbdl-vm-probe-$$"
     ip netns add "$probe" 2>/dev/null || skip "cannot create a network namespace (ip netns add)"
     ip netns del "$probe"
+    vm_requires_image
+}
+# vm_requires_image: QEMU and the image only (a guest without network,
+# which needs no root).
+vm_requires_image ()
+{
+    requires qemu-system-x86_64 --version
+    requires cpio --version
     local status=0
     "$vm_srcdir/build-image.sh" "$vm_imgdir" || status=$?
     case $status in
@@ -59,8 +69,8 @@ vm_requires ()
 # otherwise; NBDL_VM_ACCEL=kvm or tcg forces one.  /dev/kvm can exist
 # and still not run this kernel (nested virtualization: "KVM internal
 # error", or stuck early in boot), so the probe is a real boot, bounded
-# to 20 s, and its answer is kept next to the image (redone when the
-# image is rebuilt).  Sets $vm_accel_args and $vm_slow (1 under TCG).
+# to 10 s (KVM boots it in 1-2 s), and its answer is kept next to the
+# image (redone when the image is rebuilt).  Sets $vm_accel_args and $vm_slow (1 under TCG).
 vm_pick_accel ()
 {
     local cache="$vm_imgdir/accel"
@@ -85,7 +95,7 @@ vm_probe_kvm ()
     local con
     if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         con=$(mktemp "${TMPDIR:-/tmp}/nbdl-vm-probe.XXXXXXXX")
-        timeout -k 5 20 qemu-system-x86_64 -nodefaults -no-user-config \
+        timeout -k 5 10 qemu-system-x86_64 -nodefaults -no-user-config \
             -display none -no-reboot -accel kvm -cpu host -smp 1 -m 256 \
             -kernel "$vm_imgdir/vmlinuz" -initrd "$vm_imgdir/base.cpio.gz" \
             -append "console=ttyS0 panic=-1 quiet vmtest.probe" \
@@ -118,6 +128,13 @@ vm_net_delete ()
     ip netns del "$1" || echo "$0: could not delete network namespace $1" >&2
 }
 vm_in () { ip netns exec "$vm_ns" "$@"; }
+# vm_exec_argv: what the server and QEMU run under, the namespace once
+# vm_net made it (as an array, to start them by PID).
+vm_exec_argv ()
+{
+    vm_exec=()
+    [ -z "${vm_ns:-}" ] || vm_exec=(ip netns exec "$vm_ns")
+}
 
 # vm_start_server FRONTEND ARGS...: the server in the namespace, in
 # the foreground of a background job, verbose enough to log each
@@ -128,6 +145,7 @@ vm_start_server ()
     shift
     frontend_args "$fe" "$@"
     rm -f "$pidfile"
+    vm_exec_argv
     listen=(-i "$vm_server_addr" -p "$vm_port")
     if [ -n "${vm_unix_socket:-}" ]; then
         # nbdkit neither removes its socket at exit nor replaces one.
@@ -139,11 +157,11 @@ vm_start_server ()
     plugin)
         loopback_nbdkit_args -f -v -P "$pidfile" "${listen[@]}" \
             "${vm_server_opts[@]}" "$loopback_plugin" "${frontend_argv[@]}"
-        ip netns exec "$vm_ns" "${loopback_nbdkit_argv[@]}" \
+        "${vm_exec[@]}" "${loopback_nbdkit_argv[@]}" \
             >>"$tmp/server.log" 2>&1 &
         ;;
     daemon)
-        ip netns exec "$vm_ns" nbd-loopback -f -v -v -P "$pidfile" \
+        "${vm_exec[@]}" nbd-loopback -f -v -v -P "$pidfile" \
             "${listen[@]}" "${vm_server_opts[@]}" "${frontend_argv[@]}" \
             >>"$tmp/server.log" 2>&1 &
         ;;
@@ -194,10 +212,17 @@ vm_run ()
     for f in "${vm_files[@]}"; do
         cp "$f" "$d/vmtest/"
     done
+    local net=()
+    if [ -n "${vm_ns:-}" ]; then
+        net=(-netdev tap,id=n0,ifname=tap0,script=no,downscript=no
+             -device virtio-net-pci,netdev=n0,romfile=)
+    fi
     {
-        echo "VM_GUEST_ADDR=$vm_guest_addr/24"
-        echo "VM_SERVER=$vm_server_addr"
-        echo "VM_PORT=$vm_port"
+        if [ -n "${vm_ns:-}" ]; then
+            echo "VM_GUEST_ADDR=$vm_guest_addr/24"
+            echo "VM_SERVER=$vm_server_addr"
+            echo "VM_PORT=$vm_port"
+        fi
         echo "VM_SLOW=$vm_slow"
         for kv in "$@"; do
             printf '%s=%q\n' "${kv%%=*}" "${kv#*=}"
@@ -205,19 +230,18 @@ vm_run ()
     } > "$d/vmtest/params"
     (cd "$d" && find vmtest | cpio -o -H newc --quiet) | gzip -1 > "$d/extra.cpio.gz"
     # The kernel unpacks concatenated archives in turn.
-    cat "$vm_imgdir/base.cpio.gz" "$d/extra.cpio.gz" > "$d/initrd.gz"
+    cat "$vm_imgdir/base.cpio.gz" "${vm_cpio[@]}" "$d/extra.cpio.gz" > "$d/initrd.gz"
     vm_console="$tmp/console.log"
     : > "$vm_console"
     start=$SECONDS
-    timeout -k 5 "$bound" ip netns exec "$vm_ns" qemu-system-x86_64 \
+    vm_exec_argv
+    timeout -k 5 "$bound" "${vm_exec[@]}" qemu-system-x86_64 \
         -nodefaults -no-user-config -display none -no-reboot \
         "${vm_accel_args[@]}" -smp "$smp" -m 512 \
         -kernel "$vm_imgdir/vmlinuz" -initrd "$d/initrd.gz" \
         -append "console=ttyS0 panic=-1 quiet" \
         -chardev file,id=con,path="$vm_console" -serial chardev:con \
-        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
-        -device virtio-net-pci,netdev=n0,romfile= \
-        "${vm_qemu_args[@]}" \
+        "${net[@]}" "${vm_qemu_args[@]}" \
         > "$tmp/qemu.log" 2>&1 &
     vm_qemu_pid=$!
     cleanup_fn kill_pid "$vm_qemu_pid"
