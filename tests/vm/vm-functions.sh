@@ -26,7 +26,8 @@
 #                            the guest's /vmtest too, the archives in
 #                            $vm_cpio are unpacked into its root, and
 #                            $vm_qemu_args are added to QEMU's options;
-#                            without vm_net the guest has no network
+#                            without vm_net the guest has no network;
+#                            QEMU's own PID is in $vm_qemu_pidfile
 #
 # Every process is started here by PID and ended at exit; the namespace
 # is deleted at exit.  The guest asks the host for actions with console
@@ -241,9 +242,10 @@ vm_run ()
         -kernel "$vm_imgdir/vmlinuz" -initrd "$d/initrd.gz" \
         -append "console=ttyS0 panic=-1 quiet" \
         -chardev file,id=con,path="$vm_console" -serial chardev:con \
-        "${net[@]}" "${vm_qemu_args[@]}" \
+        -pidfile "$d/qemu.pid" "${net[@]}" "${vm_qemu_args[@]}" \
         > "$tmp/qemu.log" 2>&1 &
     vm_qemu_pid=$!
+    vm_qemu_pidfile="$d/qemu.pid"
     cleanup_fn kill_pid "$vm_qemu_pid"
     # Follow the console until QEMU exits (timeout ends it at the bound),
     # without tracing each poll.
