@@ -14,7 +14,7 @@ for dev in vda vdb; do
     mkfs.ext4 -q -F /dev/$dev || fail "mkfs.ext4 /dev/$dev"
     mount -t ext4 -o noinit_itable /dev/$dev /mnt/fs || fail "mount /dev/$dev"
     i=0
-    for n in 1 4097 65536 1000000 4194304; do
+    for n in 1 4097 65536 300000 1048576; do
         i=$((i + 1))
         write_file "/mnt/fs/$dev-f$i" "$n"
     done

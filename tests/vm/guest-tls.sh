@@ -18,7 +18,7 @@ mkfs.ext4 -q -F /dev/nbd0 || fail "mkfs.ext4"
 mount_fs
 mkdir /mnt/fs/dir
 i=0
-for n in 1 4097 65536 1000000 4194304; do
+for n in 1 4097 65536 300000 1048576; do
     i=$((i + 1))
     write_file "/mnt/fs/dir/f$i" "$n"
 done

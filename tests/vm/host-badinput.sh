@@ -83,10 +83,14 @@ for name in ("lo0", "lo1"):
 print("vm: host: lo0 and lo1 served after the guest vanished")
 PY
 stop_frontend
-grep -v -E 'NBD_CMD_(READ|WRITE)|pread|pwrite' "$tmp/server.log" | tail -60
-vm_log_require "the guest's vanishing" \
-    'client closed the connection|connection reset by the client' \
-    'client closed input socket|Connection reset'
+grep -v -E 'NBD_CMD_(READ|WRITE|FLUSH)|pread|pwrite|flush|worker thread|: debug: loopback: (can_|is_|get_size|block_size|prepare|finalize|open|close)' "$tmp/server.log" | tail -60
+# The daemon says how each connection ended.  nbdkit (1.32) logs a
+# client's end only with -v, and not when it vanishes in the middle of
+# a request: for the plugin, serving on is the check.
+if [ "$frontend" = daemon ]; then
+    vm_log_require "the guest's vanishing" \
+        'client closed the connection|connection reset by the client' x
+fi
 # nbd0's detach, and the host's two clients.
 vm_log_disc_count 3
 

@@ -16,7 +16,7 @@ vm_requires
 make_tmpdir
 vm_net
 img="$tmp/disk.img"
-truncate -s 128M "$img"
+truncate -s 64M "$img"
 
 vm_start_server "$frontend" loopback fd="$img" blk cache=16m
 vm_smp=2 vm_run guest-multiconn.sh

@@ -17,7 +17,7 @@ make_tmpdir
 vm_net
 fs="$tmp/fs.img"
 raw="$tmp/raw.img"
-truncate -s 128M "$fs"
+truncate -s 64M "$fs"
 truncate -s 32M "$raw"
 
 vm_start_server "$frontend" loopback fd="$fs",fd="$raw" blk cache=16m
