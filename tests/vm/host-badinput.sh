@@ -14,15 +14,9 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
-requires e2fsck -V
-requires debugfs -V
 requires /usr/bin/python3 -c 'import nbd'
-vm_requires_image
-test -s "$vm_imgdir/socat.cpio.gz" ||
-    skip "the VM image has no socat (install socat and rebuild: make clean-vm)"
-make_tmpdir
+vm_host_setup nonet
 truncate -s 64M "$tmp/a.img" "$tmp/b.img"
 sock="$tmp/nbd.sock"
 [ "$frontend" = daemon ] && vm_server_opts=(--timeout 600)

@@ -12,13 +12,8 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
-requires e2fsck -V
-requires debugfs -V
-vm_requires
-make_tmpdir
-vm_net
+vm_host_setup
 truncate -s 64M "$tmp/unix.img" "$tmp/tcp.img"
 sock="$tmp/nbd.sock"
 

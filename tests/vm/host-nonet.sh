@@ -10,14 +10,8 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
-requires e2fsck -V
-requires debugfs -V
-vm_requires_image
-test -s "$vm_imgdir/socat.cpio.gz" ||
-    skip "the VM image has no socat (install socat and rebuild: make clean-vm)"
-make_tmpdir
+vm_host_setup nonet
 img="$tmp/disk.img"
 truncate -s 64M "$img"
 sock="$tmp/nbd.sock"

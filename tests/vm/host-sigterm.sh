@@ -16,12 +16,9 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
 requires /usr/bin/python3 --version
-vm_requires
-make_tmpdir
-vm_net
+vm_host_setup
 img="$tmp/disk.img"
 chunks=1024
 truncate -s $(( chunks * 64 ))K "$img"

@@ -3,6 +3,7 @@
 # client (nbd.ko and nbd-client in a QEMU guest) against our server.
 # Source after functions.sh and make_tmpdir:
 #
+#   vm_host_setup [nonet]    the start of every host-*.sh (see below)
 #   vm_requires              skip unless root, QEMU, netns and the
 #                            image (built once by build-image.sh) are here
 #   vm_requires_image        only QEMU and the image (no network, no root)
@@ -38,6 +39,28 @@ vm_imgdir="$abs_top_builddir/tests/vm"
 vm_server_addr=10.213.0.1
 vm_guest_addr=10.213.0.2
 vm_port=10809
+
+# vm_host_setup [nonet]: what every host-*.sh does first, with
+# $frontend set: skip unless that front end, e2fsprogs and the VM
+# (vm_requires; with nonet, vm_requires_image and socat in the image)
+# are here, then make $tmp and, unless nonet, the network (vm_net).
+vm_host_setup ()
+{
+    requires_frontend "$frontend"
+    requires mkfs.ext4 -V
+    requires e2fsck -V
+    requires debugfs -V
+    if [ "${1:-}" = nonet ]; then
+        vm_requires_image
+        test -s "$vm_imgdir/socat.cpio.gz" ||
+            skip "the VM image has no socat (install socat and rebuild: make clean-vm)"
+        make_tmpdir
+    else
+        vm_requires
+        make_tmpdir
+        vm_net
+    fi
+}
 
 vm_requires ()
 {
