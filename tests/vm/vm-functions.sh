@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the VM tests (tests/test-vm-*.sh): the Linux kernel's NBD
 # client (nbd.ko and nbd-client in a QEMU guest) against our server.
-# Source after functions.sh and make_tmpdir:
+# Source after functions.sh:
 #
 #   vm_host_setup [nonet]    the start of every host-*.sh (see below)
 #   vm_requires              skip unless root, QEMU, netns and the
