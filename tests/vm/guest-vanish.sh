@@ -11,9 +11,16 @@ head -c 262144 /dev/urandom > /tmp/junk
         dd if=/tmp/junk of=/dev/nbd0 bs=65536 seek=$(( i % 64 * 4 )) \
             oflag=direct conv=notrunc status=none 2>/dev/null || exit 0
         i=$((i + 1))
+        echo $i > /tmp/written
     done
 ) &
-sleep 1
+# The writer is at work (a few writes done) before the guest goes.
+n=0
+until [ "$(cat /tmp/written 2>/dev/null || echo 0)" -ge 4 ]; do
+    n=$((n + 1))
+    [ "$n" -lt 300 ] || fail "the writer did not get going within 30 s"
+    sleep 0.1
+done
 say PASS
 host_request kill-qemu
 # QEMU ends here; the bound is the host's.
