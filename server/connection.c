@@ -58,13 +58,55 @@ nr_connections_now (void)
   return __atomic_load_n (&open_connections, __ATOMIC_RELAXED);
 }
 
+/* A TCP client: no Nagle delay, and the --stall-timeout bound also for
+ * a peer whose host stops answering (it crashed or lost its network:
+ * no FIN or RST ever comes).  Keepalive probes start after that much
+ * silence, and TCP_USER_TIMEOUT gives up on unanswered probes and on
+ * unacknowledged replies after it; the read then fails with ETIMEDOUT.
+ * A live peer answers the probes, however long it stays idle.
+ */
+static void
+tcp_options (int fd)
+{
+  int one = 1;
+  int secs = opt.stall_timeout < 1 ? 1 : (int) opt.stall_timeout;
+  int intvl = secs / 4 > 0 ? secs / 4 : 1;
+  int count = 4;
+  unsigned user_ms = (unsigned) (opt.stall_timeout * 1000);
+
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof user_ms);
+}
+
+/* What a socket reports once tcp_options gave up on the peer: the
+ * timeout, or the soft error met meanwhile (the peer's address no
+ * longer resolves on the link, say).
+ */
+static bool
+peer_vanished (int err)
+{
+  return err == ETIMEDOUT || err == EHOSTUNREACH || err == EHOSTDOWN
+    || err == ENETUNREACH;
+}
+
+static void
+log_vanished (struct connection *conn)
+{
+  log_warning ("conn %" PRIu64 " (%s): the client's host stopped answering "
+               "for %g s (%m; crashed or lost its network?): closing",
+               conn->id, conn->peer, opt.stall_timeout);
+}
+
 static void
 describe_peer (struct connection *conn)
 {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   char host[INET6_ADDRSTRLEN] = "?";
-  int one = 1;
 
   if (getpeername (conn->fd, (struct sockaddr *) &ss, &len) == -1) {
     snprintf (conn->peer, sizeof conn->peer, "unknown peer");
@@ -76,7 +118,7 @@ describe_peer (struct connection *conn)
     inet_ntop (AF_INET, &sin->sin_addr, host, sizeof host);
     snprintf (conn->peer, sizeof conn->peer, "%s:%d", host,
               ntohs (sin->sin_port));
-    setsockopt (conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    tcp_options (conn->fd);
     break;
   }
   case AF_INET6: {
@@ -84,7 +126,7 @@ describe_peer (struct connection *conn)
     inet_ntop (AF_INET6, &sin6->sin6_addr, host, sizeof host);
     snprintf (conn->peer, sizeof conn->peer, "[%s]:%d", host,
               ntohs (sin6->sin6_port));
-    setsockopt (conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    tcp_options (conn->fd);
     break;
   }
   case AF_UNIX: {
@@ -156,7 +198,10 @@ flush_locked (struct connection *conn)
       if (r == -1) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
           return total;
-        conn_debug (conn, "send: %m");
+        if (peer_vanished (errno))
+          log_vanished (conn);
+        else
+          conn_debug (conn, "send: %m");
         conn->dead = true;
         drop_output_locked (conn);
         return -1;
@@ -598,6 +643,10 @@ read_cb (struct ev_loop *ev, ev_io *w, int revents)
   else if (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
     if (errno == ECONNRESET)
       conn_kill (conn, "connection reset by the client");
+    else if (peer_vanished (errno)) {
+      log_vanished (conn);
+      conn_kill (conn, "timeout");
+    }
     else if (errno == EPROTO)
       conn_kill (conn, "TLS error");    /* tls.c said which */
     else {

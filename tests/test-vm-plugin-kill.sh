@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # vm/host-kill.sh against the nbdkit plugin,
-# at commit=medium, 8 kills in one boot (with
-# test-vm-*-kill-none.sh, 12 kill points per front end).
+# at commit=medium with delwri=30, 20 kills in one boot.
 frontend=plugin
 vm_commit=medium
-vm_kill_rounds=8
+vm_kill_rounds=20
 source "$(dirname "$0")/vm/host-kill.sh"

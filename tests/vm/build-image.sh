@@ -44,7 +44,7 @@ for p in "${guest_progs[@]}"; do
         skip "needs $p on the host to copy into the guest"
 done
 # Modules to load in the guest, and everything they depend on.
-want_modules=(virtio_pci virtio_net virtio_blk nbd)
+want_modules=(virtio_pci virtio_net virtio_blk virtio_console nbd)
 
 exec 9>"$out/lock"
 flock -w 600 9 || die "could not lock $out/lock within 600 s"
@@ -63,7 +63,7 @@ kver=$(apt-cache policy "$kpkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')
 # Everything the image is made of; a change rebuilds it.
 stamp=$(
     echo "kernel $kpkg $kver"
-    for p in busybox-static nbd-client e2fsprogs libc6; do
+    for p in busybox-static nbd-client e2fsprogs libc6 socat; do
         dpkg-query -W -f='${Package} ${Version}\n' "$p" 2>/dev/null || echo "$p none"
     done
     sha256sum "$here/build-image.sh" "$here/init" | sed 's/ .*\// /'
@@ -132,19 +132,22 @@ done
 
 # Dynamically linked programs and their libraries, at the paths ldd
 # names (the loader's own path is what the programs were linked with).
-copy_lib ()
+# copy_prog ROOT PROG: into ROOT, with the libraries that neither ROOT
+# nor the base image ($root) has yet.
+copy_prog ()
 {
-    local lib=$1
-    [ -e "$root$lib" ] && return 0
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
+    local dest=$1 path lib
+    path=$(PATH=$PATH:/usr/sbin:/sbin command -v "$2")
+    mkdir -p "$dest/sbin"
+    cp -L "$path" "$dest/sbin/$2"
+    while read -r lib; do
+        [ -e "$root$lib" ] || [ -e "$dest$lib" ] && continue
+        mkdir -p "$dest$(dirname "$lib")"
+        cp -L "$lib" "$dest$lib"
+    done < <(ldd "$path" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p')
 }
 for p in "${guest_progs[@]}"; do
-    path=$(PATH=$PATH:/usr/sbin:/sbin command -v "$p")
-    cp -L "$path" "$root/sbin/$p"
-    while read -r lib; do
-        copy_lib "$lib"
-    done < <(ldd "$path" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p')
+    copy_prog "$root" "$p"
 done
 # mke2fs picks the file system type from its name.
 ln -s mke2fs "$root/sbin/mkfs.ext4"
@@ -159,9 +162,23 @@ for a in $("$busybox" --list); do
     [ -e "$root/bin/$a" ] || [ -e "$root/sbin/$a" ] || ln -s busybox "$root/bin/$a"
 done
 
-(cd "$root" && find . -print0 | LC_ALL=C sort -z |
-     cpio --null -o -H newc --quiet) | gzip -1 > "$out/base.cpio.gz.new"
-mv "$out/base.cpio.gz.new" "$out/base.cpio.gz"
+make_cpio ()
+{
+    (cd "$1" && find . -print0 | LC_ALL=C sort -z |
+         cpio --null -o -H newc --quiet) | gzip -1 > "$2.new"
+    mv "$2.new" "$2"
+}
+make_cpio "$root" "$out/base.cpio.gz"
+# socat (the no-network scenario's bridge from a virtio-serial port to
+# a Unix socket) with its libraries, in an archive of its own that only
+# that scenario appends: the base stays small for every other boot.
+rm -f "$out/socat.cpio.gz"
+if command -v socat >/dev/null; then
+    rm -rf "$out/socat-root"
+    copy_prog "$out/socat-root" socat
+    make_cpio "$out/socat-root" "$out/socat.cpio.gz"
+    rm -rf "$out/socat-root"
+fi
 cp "$vmlinuz" "$out/vmlinuz"
 rm -rf "$root" "$kdir/root"
 echo "$stamp" > "$out/stamp"

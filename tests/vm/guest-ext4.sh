@@ -23,7 +23,7 @@ mkdir -p /mnt/fs
 mount -t ext4 -o noinit_itable /dev/nbd0 /mnt/fs || fail "mount"
 mkdir /mnt/fs/dir
 i=0
-for n in 1 4097 65536 1000000 8388608; do
+for n in 1 4097 65536 1000000 2097152; do
     i=$((i + 1))
     head -c "$n" /dev/urandom | dd of="/mnt/fs/dir/f$i" bs=65536 conv=fsync status=none ||
         fail "writing f$i"

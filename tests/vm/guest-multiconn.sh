@@ -10,7 +10,7 @@ mkfs.ext4 -q -F /dev/nbd0 || fail "mkfs.ext4"
 mount_fs
 pids=
 for i in 1 2 3 4; do
-    write_file /mnt/fs/p$i 6000000 &
+    write_file /mnt/fs/p$i 2000000 &
     pids="$pids $!"
 done
 for p in $pids; do
@@ -18,7 +18,7 @@ for p in $pids; do
 done
 # One more round, now with direct I/O beside the file system's.
 for i in 1 2 3 4; do
-    head -c 3000000 /dev/urandom > /tmp/d$i
+    head -c 1000000 /dev/urandom > /tmp/d$i
     dd if=/tmp/d$i of=/mnt/fs/d$i bs=1M oflag=direct conv=fsync status=none &
     pids="$pids $!"
 done

@@ -9,13 +9,8 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
-requires e2fsck -V
-requires debugfs -V
-vm_requires
-make_tmpdir
-vm_net
+vm_host_setup
 args=()
 for b in 512 2048 4096; do
     truncate -s 32M "$tmp/b$b.img"

@@ -10,18 +10,13 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
-requires e2fsck -V
-requires debugfs -V
-vm_requires
-make_tmpdir
-vm_net
+vm_host_setup
 img="$tmp/disk.img"
-truncate -s 128M "$img"
+truncate -s 64M "$img"
 
 vm_start_server "$frontend" loopback fd="$img" blk cache=16m
-vm_run guest-ext4.sh EXPECT_SIZE=$(( 128 * 1024 * 1024 ))
+vm_run guest-ext4.sh EXPECT_SIZE=$(( 64 * 1024 * 1024 ))
 stop_frontend
 cat "$tmp/server.log" | grep -v -E 'NBD_CMD_(READ|WRITE)|pread|pwrite' | tail -40
 

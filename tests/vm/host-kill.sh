@@ -13,19 +13,16 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
-requires e2fsck -V
-requires debugfs -V
-vm_requires
-make_tmpdir
-vm_net
+vm_host_setup
 img="$tmp/disk.img"
-truncate -s 64M "$img"
+truncate -s 32M "$img"
 rounds=${NBDL_VM_KILL_ROUNDS:-$vm_kill_rounds}
 server_args=(loopback fd="$img" blk cache=16m,commit=$vm_commit,delwri=30)
 
-kills=0
+kills=0 log_from=1
+write_re='NBD_CMD_WRITE|debug: loopback: pwrite'
+flush_re='NBD_CMD_FLUSH|debug: loopback: flush'
 vm_host_request ()
 {
     case $1 in
@@ -33,6 +30,11 @@ vm_host_request ()
         kill -KILL "$frontend_pid"
         wait_frontend_exit
         kills=$(( kills + 1 ))
+        # What this server was sent before it died.
+        echo "vm: kill $kills: after" \
+            "$(tail -n +"$log_from" "$tmp/server.log" | grep -c -E "$write_re" || :) writes," \
+            "$(tail -n +"$log_from" "$tmp/server.log" | grep -c -E "$flush_re" || :) flushes"
+        log_from=$(( $(wc -l < "$tmp/server.log") + 1 ))
         vm_start_server "$frontend" "${server_args[@]}"
         ;;
     *) fail "unknown request '$1' from the guest" ;;

@@ -8,15 +8,10 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
-requires e2fsck -V
-requires debugfs -V
-vm_requires
-make_tmpdir
-vm_net
+vm_host_setup
 img="$tmp/disk.img"
-truncate -s 128M "$img"
+truncate -s 64M "$img"
 
 vm_start_server "$frontend" loopback fd="$img" blk cache=16m
 vm_smp=2 vm_run guest-multiconn.sh

@@ -9,13 +9,8 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
-requires mkfs.ext4 -V
-requires debugfs -V
-vm_requires
-make_tmpdir
-vm_net
+vm_host_setup
 img="$tmp/ro.img"
 truncate -s 32M "$img"
 mkfs.ext4 -q -F "$img"

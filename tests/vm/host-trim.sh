@@ -8,16 +8,11 @@ source ./functions.sh
 set -e
 set -x
 
-requires_frontend "$frontend"
 source "$abs_top_srcdir/tests/vm/vm-functions.sh"
-requires e2fsck -V
-requires debugfs -V
-vm_requires
-make_tmpdir
-vm_net
+vm_host_setup
 fs="$tmp/fs.img"
 raw="$tmp/raw.img"
-truncate -s 128M "$fs"
+truncate -s 64M "$fs"
 truncate -s 32M "$raw"
 
 vm_start_server "$frontend" loopback fd="$fs",fd="$raw" blk cache=16m

@@ -1,22 +1,34 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the VM tests (tests/test-vm-*.sh): the Linux kernel's NBD
 # client (nbd.ko and nbd-client in a QEMU guest) against our server.
-# Source after functions.sh and make_tmpdir:
+# Source after functions.sh:
 #
+#   vm_host_setup [nonet]    the start of every host-*.sh (see below)
 #   vm_requires              skip unless root, QEMU, netns and the
 #                            image (built once by build-image.sh) are here
+#   vm_requires_image        only QEMU and the image (no network, no root)
 #   vm_net                   a network namespace with a tap device for
 #                            the guest; only addresses inside it are used
 #   vm_start_server FE ARGS  the daemon (FE=daemon) or the plugin under
 #                            nbdkit (FE=plugin) in that namespace, on
 #                            $vm_server_addr:$vm_port, verbose, its log
 #                            in $tmp/server.log; sets $frontend_pid
-#                            (stop_frontend etc. from functions.sh work)
+#                            (stop_frontend etc. from functions.sh work);
+#                            the array $vm_server_opts holds options
+#                            both servers spell alike (--tls=...);
+#                            with $vm_unix_socket set, it listens there
+#                            instead
 #   vm_run SCRIPT [VAR=VALUE...]
 #                            boot the guest with tests/vm/SCRIPT as its
 #                            scenario and the variables in
 #                            /vmtest/params, within a hard time bound;
-#                            fail unless the console says VMTEST: PASS
+#                            fail unless the console says VMTEST: PASS;
+#                            the files in the array $vm_files are in
+#                            the guest's /vmtest too, the archives in
+#                            $vm_cpio are unpacked into its root, and
+#                            $vm_qemu_args are added to QEMU's options;
+#                            without vm_net the guest has no network;
+#                            QEMU's own PID is in $vm_qemu_pidfile
 #
 # Every process is started here by PID and ended at exit; the namespace
 # is deleted at exit.  The guest asks the host for actions with console
@@ -28,17 +40,53 @@ vm_server_addr=10.213.0.1
 vm_guest_addr=10.213.0.2
 vm_port=10809
 
+# vm_host_setup [nonet]: what every host-*.sh does first, with
+# $frontend set: skip unless that front end, e2fsprogs and the VM
+# (vm_requires; with nonet, vm_requires_image and socat in the image)
+# are here, then make $tmp and, unless nonet, the network (vm_net).
+vm_host_setup ()
+{
+    requires_frontend "$frontend"
+    requires mkfs.ext4 -V
+    requires e2fsck -V
+    requires debugfs -V
+    if [ "${1:-}" = nonet ]; then
+        vm_requires_image
+        test -s "$vm_imgdir/socat.cpio.gz" ||
+            skip "the VM image has no socat (install socat and rebuild: make clean-vm)"
+        make_tmpdir
+    else
+        vm_requires
+        make_tmpdir
+        vm_net
+    fi
+}
+
 vm_requires ()
 {
     requires_root
-    requires qemu-system-x86_64 --version
     requires ip -V
-    requires cpio --version
     test -c /dev/net/tun || skip "no /dev/net/tun for the guest's tap device"
     # A namespace of our own is needed for the network.
     local probe="nbdl-vm-probe-$$"
     ip netns add "$probe" 2>/dev/null || skip "cannot create a network namespace (ip netns add)"
     ip netns del "$probe"
+    vm_requires_image
+}
+# vm_requires_image: QEMU and the image only (a guest without network,
+# which needs no root).
+vm_requires_image ()
+{
+    # One build runs them: in a second, sanitized build they would
+    # double the suite's time for little more.
+    if ldd "$(command -v nbd-loopback)" 2>/dev/null | grep -q libasan &&
+       [ "${NBDL_VM_SAN:-0}" != 1 ]; then
+        skip "a sanitizer build: the VM tests run in the build without sanitizers (NBDL_VM_SAN=1 runs them here too)"
+    fi
+    requires qemu-system-x86_64 --version
+    requires cpio --version
+    # The whole test's time, last in its log (after the clean-up).
+    cleanup_fn 'echo "vm: the test took $SECONDS s"'
     local status=0
     "$vm_srcdir/build-image.sh" "$vm_imgdir" || status=$?
     case $status in
@@ -53,8 +101,8 @@ vm_requires ()
 # otherwise; NBDL_VM_ACCEL=kvm or tcg forces one.  /dev/kvm can exist
 # and still not run this kernel (nested virtualization: "KVM internal
 # error", or stuck early in boot), so the probe is a real boot, bounded
-# to 20 s, and its answer is kept next to the image (redone when the
-# image is rebuilt).  Sets $vm_accel_args and $vm_slow (1 under TCG).
+# to 10 s (KVM boots it in 1-2 s), and its answer is kept next to the
+# image (redone when the image is rebuilt).  Sets $vm_accel_args and $vm_slow (1 under TCG).
 vm_pick_accel ()
 {
     local cache="$vm_imgdir/accel"
@@ -79,10 +127,10 @@ vm_probe_kvm ()
     local con
     if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         con=$(mktemp "${TMPDIR:-/tmp}/nbdl-vm-probe.XXXXXXXX")
-        timeout -k 5 20 qemu-system-x86_64 -nodefaults -no-user-config \
+        timeout -k 5 10 qemu-system-x86_64 -nodefaults -no-user-config \
             -display none -no-reboot -accel kvm -cpu host -smp 1 -m 256 \
             -kernel "$vm_imgdir/vmlinuz" -initrd "$vm_imgdir/base.cpio.gz" \
-            -append "console=ttyS0 panic=-1 quiet vmtest.probe" \
+            -append "console=ttyS0 panic=-1 quiet no_timer_check vmtest.probe" \
             -serial file:"$con" >/dev/null 2>&1 </dev/null || :
         if grep -q '^VMTEST: PASS' "$con"; then
             rm -f "$con"
@@ -112,27 +160,41 @@ vm_net_delete ()
     ip netns del "$1" || echo "$0: could not delete network namespace $1" >&2
 }
 vm_in () { ip netns exec "$vm_ns" "$@"; }
+# vm_exec_argv: what the server and QEMU run under, the namespace once
+# vm_net made it (as an array, to start them by PID).
+vm_exec_argv ()
+{
+    vm_exec=()
+    [ -z "${vm_ns:-}" ] || vm_exec=(ip netns exec "$vm_ns")
+}
 
 # vm_start_server FRONTEND ARGS...: the server in the namespace, in
 # the foreground of a background job, verbose enough to log each
 # request; waits (at most 30 s) for its pidfile.
 vm_start_server ()
 {
-    local fe=$1 pidfile="$tmp/server.pid" i
+    local fe=$1 pidfile="$tmp/server.pid" i listen
     shift
     frontend_args "$fe" "$@"
     rm -f "$pidfile"
+    vm_exec_argv
+    listen=(-i "$vm_server_addr" -p "$vm_port")
+    if [ -n "${vm_unix_socket:-}" ]; then
+        # nbdkit neither removes its socket at exit nor replaces one.
+        rm -f "$vm_unix_socket"
+        listen=(-U "$vm_unix_socket")
+    fi
     echo "--- vm_start_server $fe ${frontend_argv[*]}" >> "$tmp/server.log"
     case $fe in
     plugin)
-        loopback_nbdkit_args -f -v -P "$pidfile" -i "$vm_server_addr" \
-            -p "$vm_port" "$loopback_plugin" "${frontend_argv[@]}"
-        ip netns exec "$vm_ns" "${loopback_nbdkit_argv[@]}" \
+        loopback_nbdkit_args -f -v -P "$pidfile" "${listen[@]}" \
+            "${vm_server_opts[@]}" "$loopback_plugin" "${frontend_argv[@]}"
+        "${vm_exec[@]}" "${loopback_nbdkit_argv[@]}" \
             >>"$tmp/server.log" 2>&1 &
         ;;
     daemon)
-        ip netns exec "$vm_ns" nbd-loopback -f -v -v -P "$pidfile" \
-            -i "$vm_server_addr" -p "$vm_port" "${frontend_argv[@]}" \
+        "${vm_exec[@]}" nbd-loopback -f -v -v -P "$pidfile" \
+            "${listen[@]}" "${vm_server_opts[@]}" "${frontend_argv[@]}" \
             >>"$tmp/server.log" 2>&1 &
         ;;
     *) fail "unknown front end '$fe'" ;;
@@ -177,10 +239,22 @@ vm_run ()
     rm -rf "$d"
     mkdir -p "$d/vmtest"
     cp "$vm_srcdir/$script" "$d/vmtest/guest.sh"
+    # Files the scenario reads, as /vmtest/NAME.
+    local f
+    for f in "${vm_files[@]}"; do
+        cp "$f" "$d/vmtest/"
+    done
+    local net=()
+    if [ -n "${vm_ns:-}" ]; then
+        net=(-netdev tap,id=n0,ifname=tap0,script=no,downscript=no
+             -device virtio-net-pci,netdev=n0,romfile=)
+    fi
     {
-        echo "VM_GUEST_ADDR=$vm_guest_addr/24"
-        echo "VM_SERVER=$vm_server_addr"
-        echo "VM_PORT=$vm_port"
+        if [ -n "${vm_ns:-}" ]; then
+            echo "VM_GUEST_ADDR=$vm_guest_addr/24"
+            echo "VM_SERVER=$vm_server_addr"
+            echo "VM_PORT=$vm_port"
+        fi
         echo "VM_SLOW=$vm_slow"
         for kv in "$@"; do
             printf '%s=%q\n' "${kv%%=*}" "${kv#*=}"
@@ -188,21 +262,26 @@ vm_run ()
     } > "$d/vmtest/params"
     (cd "$d" && find vmtest | cpio -o -H newc --quiet) | gzip -1 > "$d/extra.cpio.gz"
     # The kernel unpacks concatenated archives in turn.
-    cat "$vm_imgdir/base.cpio.gz" "$d/extra.cpio.gz" > "$d/initrd.gz"
+    cat "$vm_imgdir/base.cpio.gz" "${vm_cpio[@]}" "$d/extra.cpio.gz" > "$d/initrd.gz"
     vm_console="$tmp/console.log"
     : > "$vm_console"
     start=$SECONDS
-    timeout -k 5 "$bound" ip netns exec "$vm_ns" qemu-system-x86_64 \
+    # mitigations=off: no page-table switch on every system call and
+    # interrupt, which software emulation pays for dearly.
+    # no_timer_check: on a loaded host the emulated timer can miss the
+    # kernel's early check, which then panics ("IO-APIC + timer doesn't
+    # work!").
+    vm_exec_argv
+    timeout -k 5 "$bound" "${vm_exec[@]}" qemu-system-x86_64 \
         -nodefaults -no-user-config -display none -no-reboot \
         "${vm_accel_args[@]}" -smp "$smp" -m 512 \
         -kernel "$vm_imgdir/vmlinuz" -initrd "$d/initrd.gz" \
-        -append "console=ttyS0 panic=-1 quiet" \
+        -append "console=ttyS0 panic=-1 quiet mitigations=off no_timer_check" \
         -chardev file,id=con,path="$vm_console" -serial chardev:con \
-        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
-        -device virtio-net-pci,netdev=n0,romfile= \
-        "${vm_qemu_args[@]}" \
+        -pidfile "$d/qemu.pid" "${net[@]}" "${vm_qemu_args[@]}" \
         > "$tmp/qemu.log" 2>&1 &
     vm_qemu_pid=$!
+    vm_qemu_pidfile="$d/qemu.pid"
     cleanup_fn kill_pid "$vm_qemu_pid"
     # Follow the console until QEMU exits (timeout ends it at the bound),
     # without tracing each poll.

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# vm/host-sigterm.sh against the nbd-loopback daemon.
+frontend=daemon
+source "$(dirname "$0")/vm/host-sigterm.sh"
