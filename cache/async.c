@@ -165,8 +165,8 @@ pinned_walk (struct cache_export *exp, uint64_t count, uint64_t offset,
   first = offset / CACHE_BLOCK_SIZE;
   last = (offset + count - 1) / CACHE_BLOCK_SIZE;
   nblocks = last - first + 1;
-  /* The same budget as cache_read_pinned: most of the cache stays
-   * free to replace.
+  /* Pins keep blocks from eviction: leave most of the cache free to
+   * replace, whatever slow clients hold.
    */
   if (__atomic_add_fetch (&cache.pinned, nblocks, __ATOMIC_RELAXED)
       > cache.max_pinned) {
@@ -253,6 +253,15 @@ pinned_walk (struct cache_export *exp, uint64_t count, uint64_t offset,
   __atomic_sub_fetch (&cache.pinned, nblocks - np, __ATOMIC_RELAXED);
   free (io);
   return 0;
+}
+
+int
+cache_read_pinned (struct cache_export *exp, uint64_t count, uint64_t offset,
+                   struct iovec *iov, size_t max_iov, size_t *niov,
+                   struct cache_pin **pins, size_t *npins)
+{
+  return pinned_walk (exp, count, offset, iov, max_iov, niov, pins, npins,
+                      NULL);
 }
 
 int
