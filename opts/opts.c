@@ -125,6 +125,9 @@ opts_free (struct opts *o)
   free (o->exports);
   free (o->prefix);
   free (o->trailing);
+  for (size_t i = 0; i < o->nr_cbtdirs; i++)
+    free (o->cbtdirs[i]);
+  free (o->cbtdirs);
   free (o->blk.verbose_flags);
   for (size_t i = 0; i < MAX_SLOTS; i++)
     free (o->slot_text[i]);
@@ -403,6 +406,8 @@ opts_finish (struct opts *o, char **err)
     *ec = o->exports[i].modes;
     ec->name = NULL;
     ec->path = NULL;
+    if (!ec->cbt)
+      ec->cbtdir = NULL;
     cfg->nr_exports++;
     if (asprintf (&ec->name, "%s%zu", prefix, i) == -1) {
       ec->name = NULL;
@@ -410,6 +415,8 @@ opts_finish (struct opts *o, char **err)
     }
     ec->path = strdup (o->exports[i].path);
     if (ec->path == NULL)
+      goto oom;
+    if (ec->cbtdir && (ec->cbtdir = strdup (ec->cbtdir)) == NULL)
       goto oom;
     if (cfg->blk.readonly)
       ec->access = ACCESS_RO;
@@ -460,6 +467,7 @@ config_free (struct config *cfg)
   for (size_t i = 0; i < cfg->nr_exports; i++) {
     free (cfg->exports[i].name);
     free (cfg->exports[i].path);
+    free (cfg->exports[i].cbtdir);
   }
   free (cfg->exports);
   free (cfg->prefix);
