@@ -89,10 +89,11 @@ struct sidecar_header {
   uint32_t clean;               /* 1: written by a clean close */
   uint32_t nbitmaps;
   uint64_t granularity;
-  uint64_t size;                /* of the image */
+  uint64_t size;                /* of the export: the bitmaps' layout */
+  uint64_t image_size;          /* clean: the image's size and mtime */
   int64_t mtime_sec, mtime_nsec;
 };
-_Static_assert (sizeof (struct sidecar_header) == 56,
+_Static_assert (sizeof (struct sidecar_header) == 64,
                 "the sidecar header has no padding");
 
 static uint64_t
@@ -281,16 +282,20 @@ save_sidecar (struct track *t, bool clean)
     .magic = SIDECAR_MAGIC, .version = SIDECAR_VERSION,
     .byte_order = 0x01020304, .clean = clean,
     .nbitmaps = t->nfrozen + 1, .granularity = UINT64_C (1) << t->shift,
+    .size = t->size,
   };
   struct timespec mtime;
   uint64_t sum = FNV_START;
   int fd, dfd;
 
   if (clean) {
-    if (stat_image (t, &h.size, &mtime) == -1) {
+    uint64_t isize;
+
+    if (stat_image (t, &isize, &mtime) == -1) {
       log_error ("%s: stat: %m", t->image);
       return -1;
     }
+    h.image_size = isize;
     h.mtime_sec = mtime.tv_sec;
     h.mtime_nsec = mtime.tv_nsec;
   }
@@ -458,7 +463,7 @@ parse_sidecar (struct track *t, const char *buf, size_t len,
     *dirty_why = "the granularity changed";
   }
   else if (stat_image (t, &size, &mtime) == 0 &&
-           (size != h.size || mtime.tv_sec != h.mtime_sec ||
+           (size != h.image_size || mtime.tv_sec != h.mtime_sec ||
             mtime.tv_nsec != h.mtime_nsec)) {
     all_dirty = true;
     *dirty_why = "the image changed while nobody tracked it";

@@ -77,6 +77,7 @@ struct daemon_options {
   const char *tls_psk;          /* --tls-psk FILE */
   bool tls_verify_peer;         /* --tls-verify-peer */
   const char *stats_file;       /* --stats-file */
+  const char *control;          /* --control: the control socket */
   bool readonly;                /* -r: every export read-only */
   bool exit_with_parent;        /* --exit-with-parent */
   bool print_uri;               /* --print-uri */
@@ -105,6 +106,17 @@ extern int pidfile_write (void);
 extern void pidfile_remove (void);
 /* user=: setgroups/setgid/setuid.  Returns -1 (logged) on failure. */
 extern int drop_privileges (const struct config *cfg);
+
+/* ---- control.c: the control socket (--control) ---- */
+
+/* Bind the socket (before forking; logs errors). */
+extern int control_open (const char *path);
+/* Serve it on a thread of its own, once the exports are open. */
+extern int control_start (void);
+/* Stop serving, close and remove the socket. */
+extern void control_stop (void);
+/* `nbd-loopback ctl SOCKET WORDS...`: the exit status. */
+extern int control_client (int argc, char **argv);
 
 /* ---- log-syslog.c ---- */
 
