@@ -319,11 +319,12 @@ extern int cache_export_track (struct cache_export *exp, uint32_t granularity,
 /* 0: no tracking. */
 extern uint32_t cache_export_track_granularity (const struct cache_export *exp);
 /* Freeze the live bitmap as name and start a fresh one, atomically
- * with respect to writes.  errno: ENOTSUP (no tracking), EINVAL (bad
+ * with respect to writes; *dirty (if not NULL): the bytes it marks.  errno: ENOTSUP (no tracking), EINVAL (bad
  * name: 1 to 64 of [A-Za-z0-9_.-]), EEXIST (taken, or "live"), ENOSPC
  * (too many bitmaps).  Nothing changes on error.
  */
-extern int cache_bitmap_checkpoint (struct cache_export *exp, const char *name);
+extern int cache_bitmap_checkpoint (struct cache_export *exp, const char *name,
+                                    uint64_t *dirty);
 /* Forget a frozen bitmap.  ENOENT, EPERM for "live". */
 extern int cache_bitmap_delete (struct cache_export *exp, const char *name);
 /* target |= source; target (frozen) is made if missing.  source may be

@@ -714,7 +714,8 @@ check_name (const char *name)
 }
 
 int
-cache_bitmap_checkpoint (struct cache_export *exp, const char *name)
+cache_bitmap_checkpoint (struct cache_export *exp, const char *name,
+                         uint64_t *dirty)
 {
   struct track *t = exp->track;
   struct bitmap *fresh, *old;
@@ -751,6 +752,8 @@ cache_bitmap_checkpoint (struct cache_export *exp, const char *name)
   while (__atomic_load_n (&old->writers, __ATOMIC_SEQ_CST) != 0)
     sched_yield ();
   add_frozen (t, old);
+  if (dirty)
+    *dirty = dirty_bytes (t, old);
   save_sidecar (t, false);      /* the names survive a crash */
   return 0;
 }

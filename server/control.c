@@ -8,7 +8,8 @@
  * of its own that never touches client sockets.  One command per
  * connection, a line of words separated by spaces:
  *
- *   checkpoint EXPORT NAME     freeze "live" as NAME, start a fresh one
+ *   checkpoint EXPORT NAME     freeze "live" as NAME, start a fresh one;
+ *                              answers "EXPORT NAME DIRTY_BYTES" as frozen
  *   delete EXPORT NAME         forget a frozen bitmap
  *   merge EXPORT TARGET SOURCE TARGET |= SOURCE (TARGET made if missing)
  *   list [EXPORT]              "EXPORT NAME DIRTY_BYTES" lines
@@ -97,8 +98,13 @@ run_command (char **w, int n, struct answer *a)
       return;
     }
   }
-  if (strcmp (w[0], "checkpoint") == 0 && n == 3)
-    r = cache_bitmap_checkpoint (exp->ce, w[2]);
+  if (strcmp (w[0], "checkpoint") == 0 && n == 3) {
+    uint64_t dirty;
+
+    r = cache_bitmap_checkpoint (exp->ce, w[2], &dirty);
+    if (r == 0)
+      fprintf (a->fp, "%s %s %" PRIu64 "\n", w[1], w[2], dirty);
+  }
   else if (strcmp (w[0], "delete") == 0 && n == 3)
     r = cache_bitmap_delete (exp->ce, w[2]);
   else if (strcmp (w[0], "merge") == 0 && n == 4)

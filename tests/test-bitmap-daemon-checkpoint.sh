@@ -31,7 +31,7 @@ expect_fail_with "no such bitmap" ctl merge lo0 m nothere
 expect_fail_with "unknown command" ctl frobnicate lo0
 expect_fail_with "connecting to" nbd-loopback ctl "$tmp/nosuch" list
 test "$(ctl list)" = "lo0 live 0"
-ctl checkpoint lo0 first
+test "$(ctl checkpoint lo0 first)" = "lo0 first 0"
 expect_fail_with "name exists" ctl checkpoint lo0 first
 test "$(ctl list)" = "lo0 first 0
 lo0 live 0"
@@ -69,9 +69,10 @@ cps = []
 for n in range(40):
     time.sleep(0.01)
     t0 = time.monotonic()
-    subprocess.run(["nbd-loopback", "ctl", tmp + "/ctl", "checkpoint", "lo0",
-                    "g%d" % n], check=True)
-    cps.append(("g%d" % n, t0, time.monotonic()))
+    out = subprocess.run(["nbd-loopback", "ctl", tmp + "/ctl", "checkpoint",
+                          "lo0", "g%d" % n], check=True,
+                         stdout=subprocess.PIPE).stdout.split()
+    cps.append(("g%d" % n, t0, time.monotonic(), int(out[2])))
 stop.set()
 for t in threads:
     t.join()
@@ -109,13 +110,20 @@ for i, t_sent, t_acked in writes:
         bad += 1
         continue
     g = g[0]
-    for ci, (name, c0, c1) in enumerate(cps):
+    for ci, (name, c0, c1, _) in enumerate(cps):
         if t_acked < c0 and g > ci:
             print("granule", i, "acknowledged before", name, "but in", names[g])
             bad += 1
         if t_sent > c1 and g <= ci:
             print("granule", i, "sent after", name, "but in", names[g])
             bad += 1
+# A frozen bitmap never changes after its checkpoint answered (what a
+# backup reads then is final): its size then is its size now.
+for gi, (name, _, _, frozen) in enumerate(cps):
+    now = sum(1 for g in gens.values() if gi in g) * G
+    if now != frozen:
+        print(name, "had", frozen, "bytes dirty when frozen, now", now)
+        bad += 1
 extra = set(gens) - written
 if extra:
     print("granules dirty but never written:", sorted(extra)[:10])
