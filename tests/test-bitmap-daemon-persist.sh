@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# The dirty bitmaps' sidecar file (IMAGE.cbt, or in cbtdir=): exact
+# after SIGTERM (live and frozen alike); entirely dirty, with a
+# warning, after SIGKILL or when the image changed while the server
+# was down; a corrupt or truncated sidecar is a clear error, is moved
+# aside and tracking starts over entirely dirty; a sidecar that cannot
+# be written turns tracking off and the export still serves.
+source ./functions.sh
+set -e
+set -x
+
+requires qemu-io --version
+requires nbdinfo --version
+make_tmpdir
+img="$tmp/disk.img"
+truncate -s 16M "$img"
+args=(--control "$tmp/ctl" loopback cbt,fd="$img" blk cache=16m)
+uri () { echo "nbd+unix:///lo0?socket=$sock"; }
+map () { nbdinfo --map=qemu:dirty-bitmap:$1 "$(uri)" | awk '{print $1, $2, $3}'; }
+all_dirty="0 16777216 1"
+
+start_server_unix "${args[@]}"
+qemu-io -f raw -c 'write 1M 4k' "$(uri)" > /dev/null
+nbd-loopback ctl "$tmp/ctl" checkpoint lo0 c1
+qemu-io -f raw -c 'write 5M 100' "$(uri)" > /dev/null
+map c1 > "$tmp/c1.before"
+map live > "$tmp/live.before"
+test "$(sed -n 2p "$tmp/c1.before")" = "1048576 65536 1"
+test "$(sed -n 2p "$tmp/live.before")" = "5242880 65536 1"
+
+# SIGTERM: exact.
+stop_server
+start_server_unix "${args[@]}"
+map c1 | diff -u "$tmp/c1.before" -
+map live | diff -u "$tmp/live.before" -
+grep -q 'entirely dirty' "$tmp/server.log" && fail "a clean stop loaded as dirty"
+
+# SIGKILL: every bitmap entirely dirty, with a warning.
+crash_server
+start_server_unix "${args[@]}"
+test "$(map c1)" = "$all_dirty"
+test "$(map live)" = "$all_dirty"
+grep -q 'did not stop cleanly: every bitmap is loaded as entirely dirty' \
+    "$tmp/server.log"
+
+# Exact again after a clean stop with a new checkpoint.
+nbd-loopback ctl "$tmp/ctl" checkpoint lo0 c2
+stop_server
+start_server_unix "${args[@]}"
+test "$(map live)" = "0 16777216 0"
+stop_server
+
+# The image changed while nobody tracked it: all dirty.
+: > "$tmp/server.log"
+printf x | dd of="$img" bs=1 seek=12345 conv=notrunc status=none
+touch -d '2001-01-01' "$img"
+start_server_unix "${args[@]}"
+test "$(map live)" = "$all_dirty"
+grep -q 'the image changed while nobody tracked it' "$tmp/server.log"
+stop_server
+
+# Corrupt: a clear error, moved aside, the export serves, all dirty.
+: > "$tmp/server.log"
+printf 'XXXXXXXX' |
+    dd of="$img.cbt" bs=1 seek=$(( $(stat -c %s "$img.cbt") - 8 )) \
+       conv=notrunc status=none
+start_server_unix "${args[@]}"
+grep -q "disk.img.cbt: checksum mismatch (corrupt or truncated); moved to .*disk.img.cbt.corrupt" \
+    "$tmp/server.log"
+test -f "$img.cbt.corrupt"
+test "$(map live)" = "$all_dirty"
+qemu-io -f raw -c 'read 0 4k' "$(uri)" > /dev/null
+stop_server
+
+# Truncated, and not a sidecar at all.
+for bad in truncate garbage; do
+    : > "$tmp/server.log"
+    rm -f "$img.cbt.corrupt"
+    case $bad in
+    truncate) truncate -s 30 "$img.cbt" ;;
+    garbage) echo "hello" > "$img.cbt" ;;
+    esac
+    start_server_unix "${args[@]}"
+    grep -Eq "(truncated|not a changed-block tracking file); moved to" "$tmp/server.log"
+    test "$(map live)" = "$all_dirty"
+    stop_server
+done
+
+# A directory that does not exist: tracking off, the export serves.
+: > "$tmp/server.log"
+start_server_unix loopback cbt,cbtdir="$tmp/nosuch",fd="$img" blk cache=16m
+grep -q "changed-block tracking is off: its file $tmp/nosuch/disk.img.cbt cannot be written" \
+    "$tmp/server.log"
+nbdinfo --list --content "$(uri)" > "$tmp/list.txt"
+grep -q 'qemu:dirty-bitmap' "$tmp/list.txt" && fail "tracking should be off"
+qemu-io -f raw -c 'write 0 4k' "$(uri)" > /dev/null
+stop_server
+
+# cbtdir= elsewhere: the sidecar goes there.
+mkdir "$tmp/bitmaps"
+start_server_unix loopback cbt,cbtdir="$tmp/bitmaps",fd="$img" blk cache=16m
+qemu-io -f raw -c 'write 2M 4k' "$(uri)" > /dev/null
+stop_server
+test -s "$tmp/bitmaps/disk.img.cbt"
+
+# No permission (only meaningful without root's override).
+if [ "$(id -u)" -ne 0 ]; then
+    chmod 500 "$tmp/bitmaps"
+    : > "$tmp/server.log"
+    start_server_unix loopback cbt,cbtdir="$tmp/bitmaps",fd="$img" blk cache=16m
+    grep -q "cannot be written" "$tmp/server.log"
+    stop_server
+    chmod 700 "$tmp/bitmaps"
+else
+    echo "$0: no-permission case skipped: root writes anywhere"
+fi
