@@ -667,7 +667,7 @@ mode_bad_input (void)
   memcpy (p + 8, &id, 4);
   memcpy (p + 12, &id, 4);
   send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 9, 0, 16, p, 16);
-  expect_error (9, 0, NBD_EINVAL, "names 2 context ids",
+  expect_error (9, 0, NBD_EINVAL, "context id 1 twice",
                 "BLOCK_STATUS filtering on context 1 twice");
   in_step ("a filter naming a context twice");
 
