@@ -310,12 +310,13 @@ extern int cache_extents (struct cache_export *exp, uint64_t count,
 
 /* Changed-block tracking (loopback cbt=; see track.c).  Turn it on
  * for an export before serving it: granularity is a power of two no
- * smaller than the block size; the bitmaps persist in IMAGE.cbt, or
- * DIR/BASENAME.cbt when dir is given.  Returns -1 (logged) if tracking
- * could not be set up: the export serves without it.
+ * smaller than the block size; the bitmaps persist in the file sidecar
+ * (absolute), image (absolute) is stat'ed for its size and mtime.
+ * Returns -1 (logged) if tracking could not be set up: the export
+ * serves without it.
  */
 extern int cache_export_track (struct cache_export *exp, uint32_t granularity,
-                               const char *image, const char *dir);
+                               const char *image, const char *sidecar);
 /* 0: no tracking. */
 extern uint32_t cache_export_track_granularity (const struct cache_export *exp);
 /* Freeze the live bitmap as name and start a fresh one, atomically

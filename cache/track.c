@@ -19,7 +19,7 @@
  * additions and a fetch-or only when a bit is not yet set.
  *
  * Persistence: the bitmaps live in a sidecar file (IMAGE.cbt, or
- * DIR/BASENAME.cbt with cbtdir=DIR), replaced atomically (temporary
+ * DIR/BASENAME.cbt with cbtdir=DIR: opts/ makes the path), replaced atomically (temporary
  * file, fsync, rename, fsync of the directory).  While serving, the
  * sidecar says "in use": if the process dies, the next start loads
  * every bitmap as entirely dirty (with a warning), so no bitmap ever
@@ -569,25 +569,9 @@ drop_bitmaps (struct track *t)
   t->live = NULL;
 }
 
-static char *
-sidecar_path (const char *image, const char *dir)
-{
-  char *path;
-
-  if (dir && dir[0]) {
-    CLEANUP_FREE char *copy = strdup (image);
-    if (copy == NULL ||
-        asprintf (&path, "%s/%s.cbt", dir, basename (copy)) == -1)
-      return NULL;
-  }
-  else if (asprintf (&path, "%s.cbt", image) == -1)
-    return NULL;
-  return path;
-}
-
 int
 cache_export_track (struct cache_export *exp, uint32_t granularity,
-                    const char *image, const char *dir)
+                    const char *image, const char *sidecar)
 {
   struct track *t;
   CLEANUP_FREE char *buf = NULL;
@@ -610,7 +594,7 @@ cache_export_track (struct cache_export *exp, uint32_t granularity,
   t->nbits = (t->size >> t->shift) + ((t->size & (granularity - 1)) != 0);
   t->nwords = (t->nbits + 63) / 64;
   t->image = strdup (image);
-  t->sidecar = sidecar_path (image, dir);
+  t->sidecar = strdup (sidecar);
   if (t->image == NULL || t->sidecar == NULL) {
     track_free (t);
     return -1;

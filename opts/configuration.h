@@ -38,6 +38,8 @@ struct export_config {
   uint32_t tracks;
   uint32_t cbt;                 /* cbt=: tracking granularity; 0 = off */
   char *cbtdir;                 /* cbtdir=: sidecar directory; NULL = beside */
+  char *cbt_image;              /* cbt: path, made absolute at parse time */
+  char *cbt_file;               /* cbt: the tracking file, absolute */
 };
 
 /* The "blk" group (io-blk.so).  Times in milliseconds. */

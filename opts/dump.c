@@ -42,15 +42,8 @@ dump_export (const struct export_config *ec, FILE *fp, bool probed,
   fprintf (fp, "%s.heads=%" PRIu32 "\n", ec->name, ec->heads);
   fprintf (fp, "%s.tracks=%" PRIu32 "\n", ec->name, ec->tracks);
   fprintf (fp, "%s.cbt=%" PRIu32 "\n", ec->name, ec->cbt);
-  if (ec->cbt) {
-    const char *base = strrchr (ec->path, '/');
-
-    base = base && base[1] ? base + 1 : ec->path;
-    if (ec->cbtdir && ec->cbtdir[0])
-      fprintf (fp, "%s.cbtfile=%s/%s.cbt\n", ec->name, ec->cbtdir, base);
-    else
-      fprintf (fp, "%s.cbtfile=%s.cbt\n", ec->name, ec->path);
-  }
+  if (ec->cbt)
+    fprintf (fp, "%s.cbtfile=%s\n", ec->name, ec->cbt_file);
   if (probed)
     fprintf (fp, "%s.size=%" PRIu64 "\n", ec->name, size);
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "internal.h"
@@ -343,6 +344,49 @@ config_force_readonly (struct config *cfg)
 }
 
 /* Defaults, percentages and cross-option rules. */
+/* PATH made absolute against the current directory (not resolved:
+ * a missing directory is reported when the file is written).
+ */
+static char *
+absolute (const char *path)
+{
+  char *cwd, *r;
+
+  if (path[0] == '/')
+    return strdup (path);
+  cwd = getcwd (NULL, 0);
+  if (cwd == NULL)
+    return NULL;
+  if (asprintf (&r, "%s/%s", cwd, path) == -1)
+    r = NULL;
+  free (cwd);
+  return r;
+}
+
+/* The image and tracking file of a cbt export: IMAGE.cbt beside it, or
+ * DIR/BASENAME.cbt with cbtdir=DIR.
+ */
+static int
+cbt_paths (struct export_config *ec)
+{
+  const char *base = strrchr (ec->path, '/');
+
+  base = base ? base + 1 : ec->path;
+  ec->cbt_image = absolute (ec->path);
+  if (ec->cbt_image == NULL)
+    return -1;
+  if (ec->cbtdir && ec->cbtdir[0]) {
+    char *dir = absolute (ec->cbtdir);
+
+    if (dir == NULL || asprintf (&ec->cbt_file, "%s/%s.cbt", dir, base) == -1)
+      ec->cbt_file = NULL;
+    free (dir);
+  }
+  else if (asprintf (&ec->cbt_file, "%s.cbt", ec->cbt_image) == -1)
+    ec->cbt_file = NULL;
+  return ec->cbt_file ? 0 : -1;
+}
+
 struct config *
 opts_finish (struct opts *o, char **err)
 {
@@ -406,6 +450,7 @@ opts_finish (struct opts *o, char **err)
     *ec = o->exports[i].modes;
     ec->name = NULL;
     ec->path = NULL;
+    ec->cbt_image = ec->cbt_file = NULL;
     if (!ec->cbt)
       ec->cbtdir = NULL;
     cfg->nr_exports++;
@@ -417,6 +462,9 @@ opts_finish (struct opts *o, char **err)
     if (ec->path == NULL)
       goto oom;
     if (ec->cbtdir && (ec->cbtdir = strdup (ec->cbtdir)) == NULL)
+      goto oom;
+    /* Absolute now: the daemon and nbdkit chdir to / when they detach. */
+    if (ec->cbt && cbt_paths (ec) == -1)
       goto oom;
     if (cfg->blk.readonly)
       ec->access = ACCESS_RO;
@@ -468,6 +516,8 @@ config_free (struct config *cfg)
     free (cfg->exports[i].name);
     free (cfg->exports[i].path);
     free (cfg->exports[i].cbtdir);
+    free (cfg->exports[i].cbt_image);
+    free (cfg->exports[i].cbt_file);
   }
   free (cfg->exports);
   free (cfg->prefix);

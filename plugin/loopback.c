@@ -261,7 +261,7 @@ loopback_get_ready (void)
      * and keeps the sidecar, which the daemon serves later.
      */
     if (ec->cbt)
-      cache_export_track (exp, ec->cbt, ec->path, ec->cbtdir);
+      cache_export_track (exp, ec->cbt, ec->cbt_image, ec->cbt_file);
     if (add_export (ec->name, dev, exp, ec) == -1)
       return -1;
   }
