@@ -25,6 +25,11 @@ grep -qx "lo0.cbtfile=$tmp/a.img.cbt" "$tmp/dump"
 grep -qx "lo1.cbt=0" "$tmp/dump"
 nbd-loopback --dump-config loopback cbt,cbtdir=/var/lib/x,fd="$tmp/a.img" |
     grep -qx "lo0.cbtfile=/var/lib/x/a.img.cbt"
+# Relative paths are made absolute: the daemon detaches into /.
+(cd "$tmp" && nbd-loopback --dump-config loopback cbt,fd=a.img,cbtdir=sub,fd=b.img) \
+    > "$tmp/dump"
+grep -qx "lo0.cbtfile=$tmp/a.img.cbt" "$tmp/dump"
+grep -qx "lo1.cbtfile=$tmp/sub/b.img.cbt" "$tmp/dump"
 expect_fail_with "cbt=3000: the granularity must be a power of two" \
     nbd-loopback --dump-config loopback cbt=3000,fd="$tmp/a.img"
 expect_fail_with "cbt=1g: the granularity must be a power of two" \

@@ -104,6 +104,16 @@ qemu-io -f raw -c 'write 2M 4k' "$(uri)" > /dev/null
 stop_server
 test -s "$tmp/bitmaps/disk.img.cbt"
 
+# A detached daemon (it changes to /) with relative paths keeps the
+# tracking file beside the image.
+rm -f "$img.cbt"
+(cd "$tmp" && nbd-loopback -P "$tmp/detached.pid" -U "$tmp/detached.sock" \
+    loopback cbt,fd=disk.img)
+detached=$(cat "$tmp/detached.pid")
+cleanup_fn kill_pid "$detached"
+test -s "$img.cbt"
+kill_pid "$detached"
+
 # No permission (only meaningful without root's override).
 if [ "$(id -u)" -ne 0 ]; then
     chmod 500 "$tmp/bitmaps"
