@@ -352,8 +352,11 @@ revalidate_if_idle (struct cache_export *exp)
   if (t - last > cache.cfg.rmvto_ms &&
       exp->be.revalidate (exp->be.handle) == 1) {
     log_warning ("%s: the host file changed behind our back: dropping its "
-                 "cached clean blocks", exp->name);
+                 "cached clean blocks%s", exp->name,
+                 exp->track ? "; every block counts as changed" : "");
     drop_clean_blocks (exp);
+    /* Changed-block tracking cannot know what the other writer did. */
+    TRACK (exp, 0, exp->be.size);
     STAT_ADD (exp, revalidations_changed, 1);
   }
 }

@@ -674,6 +674,28 @@ cache_export_track_granularity (const struct cache_export *exp)
 
 /* ---- checkpoints and the bitmap table ---- */
 
+static void
+remove_frozen (struct track *t, struct bitmap *b)
+{
+  for (struct bitmap **p = &t->frozen; *p; p = &(*p)->next)
+    if (*p == b) {
+      *p = b->next;
+      b->next = NULL;
+      t->nfrozen--;
+      return;
+    }
+}
+
+/* dst |= src, word by word (atomically: dst may be served meanwhile). */
+static void
+or_words (const struct track *t, struct bitmap *dst, const struct bitmap *src)
+{
+  for (uint64_t i = 0; i < t->nwords; i++)
+    __atomic_fetch_or (&dst->words[i],
+                       __atomic_load_n (&src->words[i], __ATOMIC_RELAXED),
+                       __ATOMIC_RELAXED);
+}
+
 static struct bitmap **
 find_frozen (struct track *t, const char *name)
 {
@@ -736,9 +758,22 @@ cache_bitmap_checkpoint (struct cache_export *exp, const char *name,
   while (__atomic_load_n (&old->writers, __ATOMIC_SEQ_CST) != 0)
     sched_yield ();
   add_frozen (t, old);
+  /* The name must survive a crash: if it cannot be written, undo. */
+  if (save_sidecar (t, false) == -1) {
+    remove_frozen (t, old);
+    __atomic_store_n (&t->live, old, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n (&fresh->writers, __ATOMIC_SEQ_CST) != 0)
+      sched_yield ();
+    or_words (t, old, fresh);
+    free (old->name);
+    old->name = fresh->name;
+    fresh->name = NULL;
+    bitmap_free (fresh);
+    errno = EIO;
+    return -1;
+  }
   if (dirty)
     *dirty = dirty_bytes (t, old);
-  save_sidecar (t, false);      /* the names survive a crash */
   return 0;
 }
 
@@ -765,9 +800,15 @@ cache_bitmap_delete (struct cache_export *exp, const char *name)
   b = *p;
   *p = b->next;
   t->nfrozen--;
+  if (save_sidecar (t, false) == -1) {
+    b->next = *p;               /* back where it was */
+    *p = b;
+    t->nfrozen++;
+    errno = EIO;
+    return -1;
+  }
   if (--b->refs == 0)
     bitmap_free (b);
-  save_sidecar (t, false);
   return 0;
 }
 
@@ -777,6 +818,7 @@ cache_bitmap_merge (struct cache_export *exp, const char *target,
 {
   struct track *t = exp->track;
   struct bitmap **tp, **sp, *src, *dst;
+  CLEANUP_FREE uint64_t *saved = NULL;
 
   if (t == NULL) {
     errno = ENOTSUP;
@@ -803,14 +845,27 @@ cache_bitmap_merge (struct cache_export *exp, const char *target,
     if (dst == NULL)
       return -1;
   }
+  /* To undo if the file cannot be written. */
+  if (tp) {
+    saved = malloc (t->nwords * sizeof *saved + 1);
+    if (saved == NULL)
+      return -1;
+    memcpy (saved, dst->words, t->nwords * sizeof *saved);
+  }
   /* Blocks being read now may see the target grow: only more dirty. */
-  for (uint64_t i = 0; i < t->nwords; i++)
-    __atomic_fetch_or (&dst->words[i],
-                       __atomic_load_n (&src->words[i], __ATOMIC_RELAXED),
-                       __ATOMIC_RELAXED);
+  or_words (t, dst, src);
   if (tp == NULL)
     add_frozen (t, dst);
-  save_sidecar (t, false);
+  if (save_sidecar (t, false) == -1) {
+    if (tp)
+      memcpy (dst->words, saved, t->nwords * sizeof *saved);
+    else {
+      remove_frozen (t, dst);
+      bitmap_free (dst);
+    }
+    errno = EIO;
+    return -1;
+  }
   return 0;
 }
 

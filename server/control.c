@@ -75,6 +75,8 @@ bitmap_error (int err)
   case ENOENT: return "no such bitmap";
   case EPERM: return "the live bitmap cannot be deleted";
   case ENOSPC: return "too many bitmaps";
+  case EIO: return "the tracking file cannot be written (the server log "
+      "says why); nothing changed";
   default: return strerror (err);
   }
 }

@@ -104,6 +104,40 @@ qemu-io -f raw -c 'write 2M 4k' "$(uri)" > /dev/null
 stop_server
 test -s "$tmp/bitmaps/disk.img.cbt"
 
+# The tracking file cannot be written any more (its directory moved
+# away): checkpoint, delete and merge fail, say why and change nothing.
+start_server_unix --control "$tmp/ctl" loopback cbt,cbtdir="$tmp/bitmaps",fd="$img" \
+    blk cache=16m
+nbd-loopback ctl "$tmp/ctl" checkpoint lo0 k1
+qemu-io -f raw -c 'write 3M 4k' "$(uri)" > /dev/null
+nbd-loopback ctl "$tmp/ctl" list > "$tmp/list.before"
+mv "$tmp/bitmaps" "$tmp/bitmaps.away"
+expect_fail_with "tracking file cannot be written.*nothing changed" \
+    nbd-loopback ctl "$tmp/ctl" checkpoint lo0 k2
+expect_fail_with "tracking file cannot be written" nbd-loopback ctl "$tmp/ctl" delete lo0 k1
+expect_fail_with "tracking file cannot be written" nbd-loopback ctl "$tmp/ctl" merge lo0 k1 live
+expect_fail_with "tracking file cannot be written" nbd-loopback ctl "$tmp/ctl" merge lo0 k3 live
+nbd-loopback ctl "$tmp/ctl" list | diff -u "$tmp/list.before" -
+test "$(map live | sed -n 2p)" = "3145728 65536 1"
+test "$(map k1 | sed -n 2p)" = "2097152 65536 1"
+mv "$tmp/bitmaps.away" "$tmp/bitmaps"
+nbd-loopback ctl "$tmp/ctl" checkpoint lo0 k2
+stop_server
+
+# Someone else writes the image while it is served (denyno): once the
+# cache notices (rmvto=), every block counts as changed.
+rm -f "$img.cbt"
+start_server_unix loopback denyno,cbt,fd="$img" blk cache=16m,rmvto=1
+qemu-io -f raw -c 'read 0 4k' "$(uri)" > /dev/null
+test "$(map live)" = "0 16777216 0"
+printf y | dd of="$img" bs=1 seek=777 conv=notrunc status=none
+touch -d '2002-02-02' "$img"
+sleep 1.5                       # rmvto=1: idle for longer than that
+qemu-io -f raw -c 'read 0 4k' "$(uri)" > /dev/null
+test "$(map live)" = "$all_dirty"
+grep -q 'changed behind our back.*every block counts as changed' "$tmp/server.log"
+stop_server
+
 # A detached daemon (it changes to /) with relative paths keeps the
 # tracking file beside the image.
 rm -f "$img.cbt"
