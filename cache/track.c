@@ -414,8 +414,8 @@ add_frozen (struct track *t, struct bitmap *b)
   t->nfrozen++;
 }
 
-/* Parse a sidecar.  Returns 0 with t's bitmaps loaded, or -1 with
- * *why set (corrupt).  all_dirty: load each bitmap as entirely dirty
+/* Parse a sidecar.  Returns 0 with t's bitmaps loaded, -1 with *why
+ * set (corrupt), or -2 (out of memory).  all_dirty: load each bitmap as entirely dirty
  * (reason in *dirty_why).
  */
 static int
@@ -504,7 +504,7 @@ parse_sidecar (struct track *t, const char *buf, size_t len,
     b = bitmap_new (t, name, all_dirty || !exact_layout);
     if (b == NULL) {
       *why = "out of memory";
-      return -1;
+      return -2;                /* not the file's fault */
     }
     if (!all_dirty && exact_layout)
       memcpy (b->words, p, nw * sizeof (uint64_t));
@@ -609,8 +609,16 @@ cache_export_track (struct cache_export *exp, uint32_t granularity,
   }
   if (r == 1) {
     const char *why, *dirty_why;
+    int p = parse_sidecar (t, buf, len, &why, &dirty_why);
 
-    if (parse_sidecar (t, buf, len, &why, &dirty_why) == -1) {
+    if (p == -2) {
+      log_error ("%s: changed-block tracking is off: no memory to load %s",
+                 exp->name, t->sidecar);
+      track_free (t);
+      errno = ENOMEM;
+      return -1;
+    }
+    if (p == -1) {
       CLEANUP_FREE char *bad = NULL;
 
       drop_bitmaps (t);
@@ -630,7 +638,11 @@ cache_export_track (struct cache_export *exp, uint32_t granularity,
   else
     t->live = bitmap_new (t, "live", false);
   if (t->live == NULL) {
+    log_error ("%s: changed-block tracking is off: no memory for its "
+               "bitmaps (%" PRIu64 " bytes each at cbt=%" PRIu32 ")",
+               exp->name, t->nwords * 8, granularity);
     track_free (t);
+    errno = ENOMEM;
     return -1;
   }
   /* In use from now on: a crash means "all dirty" at the next start. */
