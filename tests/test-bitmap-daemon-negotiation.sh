@@ -45,9 +45,9 @@ grep -q "lo2: cbt=512: the granularity must be a power of two no smaller than th
 test ! -e "$tmp/c.img.cbt"
 nbd-loopback ctl "$tmp/ctl" checkpoint lo0 one
 
-export sock
+export sock tmp
 /usr/bin/python3 - <<'PY'
-import os, nbd
+import errno, os, subprocess, nbd
 sock = os.environ["sock"]
 
 def listed(export, queries):
@@ -101,6 +101,7 @@ assert not h.can_meta_context("qemu:dirty-bitmap:live")
 assert h.can_meta_context("base:allocation")
 h.block_status(4096, 0, cb)
 h.shutdown()
+
 PY
 
 # Statistics: each bitmap's dirty bytes, in the JSON and on SIGUSR1.
@@ -112,4 +113,28 @@ test "$(jq -r '.exports[0].bitmaps[] | select(.name == "live") | .dirty_bytes' "
 test "$(jq -r '.exports[0].bitmaps[] | select(.name == "one") | .dirty_bytes' "$tmp/stats.json")" = 0
 test "$(jq -r '.exports[0].cbt_granularity' "$tmp/stats.json")" = 65536
 test "$(jq -r '.exports[1].cbt_granularity' "$tmp/stats.json")" = 0
+
+/usr/bin/python3 - <<'PY'
+import errno, os, subprocess, nbd
+sock = os.environ["sock"]
+cb = lambda *args: 0
+# A bitmap deleted while selected: BLOCK_STATUS fails, saying so, and
+# the connection goes on.
+subprocess.run(["nbd-loopback", "ctl", os.environ["tmp"] + "/ctl",
+                "checkpoint", "lo0", "gone"], check=True)
+h = nbd.NBD()
+h.add_meta_context("qemu:dirty-bitmap:gone")
+h.connect_uri("nbd+unix:///lo0?socket=" + sock)
+assert h.can_meta_context("qemu:dirty-bitmap:gone")
+subprocess.run(["nbd-loopback", "ctl", os.environ["tmp"] + "/ctl",
+                "delete", "lo0", "gone"], check=True)
+try:
+    h.block_status(4096, 0, cb)
+    raise SystemExit("BLOCK_STATUS of a deleted bitmap succeeded")
+except nbd.Error as e:
+    print("deleted bitmap:", e)
+    assert e.errnum == errno.EINVAL, e.errnum
+h.pread(512, 0)
+h.shutdown()
+PY
 stop_server
