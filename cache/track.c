@@ -196,16 +196,17 @@ track_mark (struct track *t, uint64_t offset, uint64_t count)
       break;
     __atomic_sub_fetch (&b->writers, 1, __ATOMIC_SEQ_CST);
   }
-  while (i <= last) {
-    uint64_t *w = &b->words[i / 64];
-    unsigned lo = i % 64;
-    unsigned hi = last / 64 == i / 64 ? last % 64 : 63;
-    uint64_t mask = (hi == 63 ? ~UINT64_C (0) : (UINT64_C (1) << (hi + 1)) - 1)
-      & ~((UINT64_C (1) << lo) - 1);
+  for (uint64_t wi = i / 64, wl = last / 64; wi <= wl; wi++) {
+    uint64_t mask = ~UINT64_C (0);
+    uint64_t *w = &b->words[wi];
 
+    if (wi == i / 64)
+      mask &= ~UINT64_C (0) << (i % 64);
+    if (wi == wl)
+      mask &= ~UINT64_C (0) >> (63 - last % 64);
+    /* Rewriting a granule already marked costs no atomic write. */
     if ((__atomic_load_n (w, __ATOMIC_RELAXED) & mask) != mask)
       __atomic_fetch_or (w, mask, __ATOMIC_RELAXED);
-    i += hi - lo + 1;
   }
   __atomic_sub_fetch (&b->writers, 1, __ATOMIC_RELEASE);
 }
