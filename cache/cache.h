@@ -320,8 +320,9 @@ extern int cache_export_track (struct cache_export *exp, uint32_t granularity,
 /* 0: no tracking. */
 extern uint32_t cache_export_track_granularity (const struct cache_export *exp);
 /* Freeze the live bitmap as name and start a fresh one, atomically
- * with respect to writes; *dirty (if not NULL): the bytes it marks.  errno: ENOTSUP (no tracking), EINVAL (bad
- * name: 1 to 64 of [A-Za-z0-9_.-]), EEXIST (taken, or "live"), ENOSPC
+ * with respect to writes; *dirty (if not NULL): the bytes it marks.
+ * errno: ENOTSUP (no tracking), EINVAL (bad name: 1 to 64 of
+ * [A-Za-z0-9_.-]), EEXIST (taken, or "live"), ENOSPC
  * (too many bitmaps), EIO (the tracking file cannot be written, so
  * the change would not survive a crash; logged).  Nothing changes on
  * error, here and in delete and merge.

@@ -19,8 +19,8 @@
  * additions and a fetch-or only when a bit is not yet set.
  *
  * Persistence: the bitmaps live in a sidecar file (IMAGE.cbt, or
- * DIR/BASENAME.cbt with cbtdir=DIR: opts/ makes the path), replaced atomically (temporary
- * file, fsync, rename, fsync of the directory).  While serving, the
+ * DIR/BASENAME.cbt with cbtdir=DIR: opts/ makes the path), replaced
+ * atomically (temporary file, fsync, rename, fsync of the directory).  While serving, the
  * sidecar says "in use": if the process dies, the next start loads
  * every bitmap as entirely dirty (with a warning), so no bitmap ever
  * under-reports.  A clean close (after the final write-back) writes
@@ -416,8 +416,9 @@ add_frozen (struct track *t, struct bitmap *b)
 }
 
 /* Parse a sidecar.  Returns 0 with t's bitmaps loaded, -1 with *why
- * set (corrupt), or -2 (out of memory).  all_dirty: load each bitmap as entirely dirty
- * (reason in *dirty_why).
+ * set (corrupt), or -2 (out of memory).  Each bitmap is loaded as
+ * entirely dirty when the file cannot vouch for it (the reason in
+ * *dirty_why, NULL if exact).
  */
 static int
 parse_sidecar (struct track *t, const char *buf, size_t len,

@@ -12,8 +12,9 @@
  * Options: EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO,
  * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT
  * (base:allocation, and qemu:dirty-bitmap:NAME for each bitmap of an
- * export with changed-block tracking), EXTENDED_HEADERS; anything else is read in full
- * and answered NBD_REP_ERR_UNSUP, so the stream stays in step.
+ * export with changed-block tracking), EXTENDED_HEADERS; anything else
+ * is read in full and answered NBD_REP_ERR_UNSUP, so the stream stays
+ * in step.
  *
  * Extended headers (32-byte requests and replies with 64-bit lengths)
  * include everything structured replies give, and take precedence:
