@@ -214,6 +214,10 @@ lo_cbt (struct opts *o, const struct opt_def *def, const char *value,
     return 0;
   }
   if (strcmp (def->name, "cbtdir") == 0) {
+    if (value[0] == '\0') {
+      o->current.cbtdir = NULL;         /* beside the file again */
+      return 0;
+    }
     dirs = realloc (o->cbtdirs, (o->nr_cbtdirs + 1) * sizeof *dirs);
     if (dirs == NULL)
       return opts_error (err, "cbtdir=%s: out of memory", value);

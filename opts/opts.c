@@ -227,7 +227,7 @@ parse_token (struct opts *o, enum opts_group group, const char *token,
   if (def->takes_value == 1 && value == NULL)
     return opts_error (err, "%s: needs a value: %s", token, def->syntax);
   if (def->takes_value == 1 && value[0] == '\0' &&
-      strcmp (def->name, "blksz") != 0)
+      strcmp (def->name, "blksz") != 0 && strcmp (def->name, "cbtdir") != 0)
     return opts_error (err, "%s: empty value; expected %s", token, def->syntax);
 
   if (claim_slot (o, def, token, err) == -1)

@@ -71,8 +71,8 @@ const struct opt_def opts_table[] = {
     lo_cbt, SLOT_NONE },
   { "nocbt", LO, SCOPE_ORDER, 0, "nocbt",
     "later fd= without changed-block tracking (default)", lo_cbt, SLOT_NONE },
-  { "cbtdir", LO, SCOPE_ORDER, 1, "cbtdir=DIR",
-    "keep the tracking files of later fd= in DIR (default: beside the file)",
+  { "cbtdir", LO, SCOPE_ORDER, 1, "cbtdir=[DIR]",
+    "keep the tracking files of later fd= in DIR; empty = beside the file",
     lo_cbt, SLOT_NONE },
 
   /* blk: the cache and the server */
