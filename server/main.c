@@ -178,6 +178,8 @@ usage (FILE *fp)
            "Usage:\n"
            "  nbd-loopback [OPTIONS] [loopback opt[,opt...]] "
            "[blk opt[,opt...]]\n"
+           "  nbd-loopback ctl SOCKET checkpoint|delete EXPORT NAME"
+           " | merge EXPORT TARGET SOURCE | list [EXPORT]\n"
            "\n"
            "Example:\n"
            "  nbd-loopback -p 10809 loopback ro,blksz=2048,fd=/srv/cd.iso,"

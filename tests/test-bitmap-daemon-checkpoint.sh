@@ -30,6 +30,8 @@ expect_fail_with "cannot be deleted" ctl delete lo0 live
 expect_fail_with "no such bitmap" ctl merge lo0 m nothere
 expect_fail_with "unknown command" ctl frobnicate lo0
 expect_fail_with "connecting to" nbd-loopback ctl "$tmp/nosuch" list
+expect_fail_with "usage: nbd-loopback ctl SOCKET checkpoint" nbd-loopback ctl "$tmp/ctl"
+nbd-loopback --help | grep -q "nbd-loopback ctl SOCKET checkpoint"
 test "$(ctl list)" = "lo0 live 0"
 test "$(ctl checkpoint lo0 first)" = "lo0 first 0"
 expect_fail_with "name exists" ctl checkpoint lo0 first
