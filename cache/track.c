@@ -20,17 +20,18 @@
  *
  * Persistence: the bitmaps live in a sidecar file (IMAGE.cbt, or
  * DIR/BASENAME.cbt with cbtdir=DIR: opts/ makes the path), replaced
- * atomically (temporary file, fsync, rename, fsync of the directory).  While serving, the
- * sidecar says "in use": if the process dies, the next start loads
- * every bitmap as entirely dirty (with a warning), so no bitmap ever
- * under-reports.  A clean close (after the final write-back) writes
- * the exact bitmaps with the image's size and modification time; if
- * those differ at the next start, the image changed while nobody was
- * tracking it and every bitmap is loaded entirely dirty.  A corrupt or
- * truncated sidecar is renamed to SIDECAR.corrupt and tracking starts
- * over with "live" entirely dirty; a sidecar that cannot be written
- * (missing directory, no permission) turns tracking off for the
- * export, which still serves.
+ * atomically (temporary file, fsync, rename, fsync of the directory).
+ * While serving, the sidecar says "in use": if the process dies, the
+ * next start loads every bitmap as entirely dirty (with a warning), so
+ * no bitmap ever under-reports.  A clean close (after the final
+ * write-back) writes the exact bitmaps with the image's size and
+ * modification time; if those differ at the next start, the image
+ * changed while nobody was tracking it and every bitmap is loaded
+ * entirely dirty.  A corrupt or truncated sidecar is renamed to
+ * SIDECAR.corrupt and tracking starts over with "live" entirely dirty;
+ * a sidecar that cannot be written at start (missing directory, no
+ * permission) turns tracking off for the export, which still serves;
+ * later, checkpoint, delete and merge undo themselves instead.
  *
  * Lock: track->lock guards the frozen list, reference counts and the
  * sidecar; never held across client I/O, only across sidecar writes.

@@ -466,6 +466,14 @@ opts_finish (struct opts *o, char **err)
     /* Absolute now: the daemon and nbdkit chdir to / when they detach. */
     if (ec->cbt && cbt_paths (ec) == -1)
       goto oom;
+    for (size_t j = 0; ec->cbt && j < i; j++)
+      if (cfg->exports[j].cbt && strcmp (cfg->exports[j].cbt_file,
+                                         ec->cbt_file) == 0) {
+        opts_error (err, "fd=%s and fd=%s would share the tracking file "
+                    "%s: give one of them another cbtdir=",
+                    cfg->exports[j].path, ec->path, ec->cbt_file);
+        goto fail;
+      }
     if (cfg->blk.readonly)
       ec->access = ACCESS_RO;
     ec->blksz_min = cfg->blk.bufsz_min;

@@ -280,6 +280,8 @@ static const struct test_case cases[] = {
   { "loopback prefix=a/b,fd=/a", "prefix=a/b: only letters" },
   { "loopback prefix=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,fd=/a", "too long" },
   { "loopback cbt=3000,fd=/a", "cbt=3000: the granularity must be a power of two" },
+  { "loopback cbt,cbtdir=/x,fd=/a/d.img,fd=/b/d.img",
+    "fd=/a/d.img and fd=/b/d.img would share the tracking file /x/d.img.cbt" },
   { "loopback cbt=256,fd=/a", "cbt=256: the granularity must be a power of two" },
   { "loopback cbt=128m,fd=/a", "cbt=128m: the granularity must be a power of two" },
   { "loopback cbt=x,fd=/a", "cbt=x: the granularity must be a power of two" },
