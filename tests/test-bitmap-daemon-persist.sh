@@ -148,14 +148,35 @@ cleanup_fn kill_pid "$detached"
 test -s "$img.cbt"
 kill_pid "$detached"
 
-# No permission (only meaningful without root's override).
-if [ "$(id -u)" -ne 0 ]; then
-    chmod 500 "$tmp/bitmaps"
-    : > "$tmp/server.log"
-    start_server_unix loopback cbt,cbtdir="$tmp/bitmaps",fd="$img" blk cache=16m
-    grep -q "cannot be written" "$tmp/server.log"
-    stop_server
-    chmod 700 "$tmp/bitmaps"
-else
-    echo "$0: no-permission case skipped: root writes anywhere"
+# No permission: the tracking file's directory is not writable by the
+# server.  As root, run it as nobody (user=: the file is first written
+# before the privileges go); otherwise a read-only directory.  Then
+# checkpoints fail and change nothing, the export serves, and the next
+# start (the final write failed too) loads the bitmaps entirely dirty.
+mkdir "$tmp/ro-bitmaps"
+if [ "$(id -u)" -eq 0 ] && ! id nobody > /dev/null 2>&1; then
+    echo "$0: the no-permission case needs the user nobody when run as root"
+    exit 0
 fi
+if [ "$(id -u)" -eq 0 ]; then
+    chmod 755 "$tmp" "$tmp/ro-bitmaps"
+    chmod 666 "$img"
+    who=user=nobody,
+else
+    who=
+fi
+start_server_unix --control "$tmp/ctl" \
+    loopback ${who}cbt,cbtdir="$tmp/ro-bitmaps",fd="$img" blk cache=16m
+[ -n "$who" ] || chmod 555 "$tmp/ro-bitmaps"
+expect_fail_with "tracking file cannot be written.*nothing changed" \
+    nbd-loopback ctl "$tmp/ctl" checkpoint lo0 p1
+test "$(nbd-loopback ctl "$tmp/ctl" list)" = "lo0 live 0"
+qemu-io -f raw -c 'write 0 4k' "$(uri)" > /dev/null
+grep -q "creating $tmp/ro-bitmaps/disk.img.cbt.tmp: Permission denied" "$tmp/server.log"
+stop_server
+chmod 755 "$tmp/ro-bitmaps"
+: > "$tmp/server.log"
+start_server_unix loopback cbt,cbtdir="$tmp/ro-bitmaps",fd="$img" blk cache=16m
+test "$(map live)" = "$all_dirty"
+grep -q 'did not stop cleanly' "$tmp/server.log"
+stop_server
