@@ -16,7 +16,7 @@ make_tmpdir
 truncate -s 16M "$tmp/disk.img"
 export tmp
 /usr/bin/python3 - <<'PY'
-import os, random, signal, socket, subprocess, threading, time
+import atexit, os, random, signal, socket, subprocess, threading, time
 import nbd
 
 tmp = os.environ["tmp"]
@@ -26,6 +26,8 @@ G = 65536
 uri = "nbd+unix:///lo0?socket=" + sock
 log = open(tmp + "/server.log", "ab")
 
+current = []                    # the server running now, for the end
+
 def start():
     if os.path.exists(pidfile):
         os.unlink(pidfile)
@@ -33,6 +35,7 @@ def start():
                           "--control", ctl, "loopback",
                           "cbt,fd=" + tmp + "/disk.img", "blk", "cache=16m"],
                          stdout=log, stderr=subprocess.STDOUT)
+    current[:] = [p]
     for _ in range(300):
         if os.path.exists(pidfile) and os.path.getsize(pidfile) > 0:
             return p
@@ -69,6 +72,14 @@ def bitmap(name):
     h.block_status(h.get_size(), 0, cb)
     h.shutdown()
     return dirty
+
+def kill_current():
+    # However the check ends, no server of ours is left behind.
+    for p in current:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+atexit.register(kill_current)
 
 prev_acked, prev_frozen = set(), []
 warned = 0
