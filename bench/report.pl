@@ -509,6 +509,19 @@ if (-s "$out/hostio.md") {
         @rows, '';
 }
 
+# The changed-block tracking group (bench/run writes its table itself).
+if (-s "$out/cbt.md") {
+    open my $h, '<', "$out/cbt.md" or die "$out/cbt.md: $!\n";
+    my @rows = <$h>;
+    close $h;
+    chomp @rows;
+    push @md, '## Changed-block tracking: the cost on writes', '',
+        'The same daemon (`async,denyno`, warm cache) without and with '
+        . '`cbt` (64 KiB granularity), each on a private copy, in interleaved '
+        . 'rounds.  Medians (min-max).', '',
+        @rows, '';
+}
+
 push @md, '## How each server was run', '';
 push @md, 'File `$W/disk.img` (random data), sockets in `$W`, a fresh directory in /dev/shm.  nbd-loopback\'s '
     . 'loopback options are order-dependent: `async,denyno` must come before `fd=` (after it they are silently '

@@ -259,6 +259,7 @@ cache_export_close (struct cache_export *exp)
   if (r == -1)
     log_error ("%s: writing back at close: %m; data not written back is "
                "lost", exp->name);
+  track_close (exp, r == 0);
   unlink_export (exp);
   drop_all_blocks (exp);
   if (exp->be.close)
@@ -351,8 +352,11 @@ revalidate_if_idle (struct cache_export *exp)
   if (t - last > cache.cfg.rmvto_ms &&
       exp->be.revalidate (exp->be.handle) == 1) {
     log_warning ("%s: the host file changed behind our back: dropping its "
-                 "cached clean blocks", exp->name);
+                 "cached clean blocks%s", exp->name,
+                 exp->track ? "; every block counts as changed" : "");
     drop_clean_blocks (exp);
+    /* Changed-block tracking cannot know what the other writer did. */
+    TRACK (exp, 0, exp->be.size);
     STAT_ADD (exp, revalidations_changed, 1);
   }
 }
@@ -595,6 +599,7 @@ write_range (struct cache_export *exp, const char *buf, uint64_t count,
       block_reference (s, b);
     unlock_or_abort (&s->lock);
   }
+  TRACK (exp, offset, count);
   return 0;
 }
 
@@ -658,6 +663,7 @@ insert_nowait (struct cache_export *exp, const void *buf, uint64_t count,
     }
   }
   release_shard (&held);
+  TRACK (exp, offset, count);
   return 1;
 }
 
@@ -760,8 +766,10 @@ cache_write (struct cache_export *exp, const void *buf, uint64_t count,
     EXP_SHARD (exp, s)->write_requests++;
     EXP_SHARD (exp, s)->write_bytes += count;
   }
-  if (write_range (exp, buf, count, offset) == -1)
+  if (write_range (exp, buf, count, offset) == -1) {
+    TRACK (exp, offset, count);   /* part of it may have changed */
     return -1;
+  }
   return commit_write (exp, offset / CACHE_BLOCK_SIZE,
                        (offset + count - 1) / CACHE_BLOCK_SIZE + 1, flags,
                        false);
@@ -814,6 +822,8 @@ cache_export_stats (const struct cache_export *exp, struct cache_stats *st)
   st->flush_ns = GET (flush_ns_total);
   st->revalidations_changed = GET (revalidations_changed);
 #undef GET
+  st->tracked_dirty_bytes =
+    track_dirty_bytes_live ((struct cache_export *) exp);
   for (unsigned i = 0; i < cache.nshards; i++) {
     struct shard *s = &cache.shards[i];
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);

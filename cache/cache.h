@@ -308,6 +308,47 @@ typedef int (*cache_extent_fn) (void *opaque, uint64_t offset,
 extern int cache_extents (struct cache_export *exp, uint64_t count,
                           uint64_t offset, cache_extent_fn fn, void *opaque);
 
+/* Changed-block tracking (loopback cbt=; see track.c).  Turn it on
+ * for an export before serving it: granularity is a power of two no
+ * smaller than the block size; the bitmaps persist in the file sidecar
+ * (absolute), image (absolute) is stat'ed for its size and mtime.
+ * Returns -1 (logged) if tracking could not be set up: the export
+ * serves without it.
+ */
+extern int cache_export_track (struct cache_export *exp, uint32_t granularity,
+                               const char *image, const char *sidecar);
+/* 0: no tracking. */
+extern uint32_t cache_export_track_granularity (const struct cache_export *exp);
+/* Freeze the live bitmap as name and start a fresh one, atomically
+ * with respect to writes; *dirty (if not NULL): the bytes it marks.
+ * errno: ENOTSUP (no tracking), EINVAL (bad name: 1 to 64 of
+ * [A-Za-z0-9_.-]), EEXIST (taken, or "live"), ENOSPC
+ * (too many bitmaps), EIO (the tracking file cannot be written, so
+ * the change would not survive a crash; logged).  Nothing changes on
+ * error, here and in delete and merge.
+ */
+extern int cache_bitmap_checkpoint (struct cache_export *exp, const char *name,
+                                    uint64_t *dirty);
+/* Forget a frozen bitmap.  ENOENT, EPERM for "live". */
+extern int cache_bitmap_delete (struct cache_export *exp, const char *name);
+/* target |= source; target (frozen) is made if missing.  source may be
+ * "live".
+ */
+extern int cache_bitmap_merge (struct cache_export *exp, const char *target,
+                               const char *source);
+extern bool cache_bitmap_exists (struct cache_export *exp, const char *name);
+/* Every bitmap, frozen ones oldest first, then "live". */
+typedef int (*cache_bitmap_fn) (void *opaque, const char *name,
+                                uint64_t dirty_bytes);
+extern int cache_bitmap_list (struct cache_export *exp, cache_bitmap_fn fn,
+                              void *opaque);
+/* The runs of a bitmap over [offset, offset+count), in order; the
+ * extent function's hole flag means "clean".  ENOENT if no such bitmap.
+ */
+extern int cache_bitmap_extents (struct cache_export *exp, const char *name,
+                                 uint64_t count, uint64_t offset,
+                                 cache_extent_fn fn, void *opaque);
+
 /* Counters, for statistics and tests.  Byte counts are of client
  * requests; blocks are cache blocks.
  */
@@ -326,6 +367,7 @@ struct cache_stats {
   uint64_t resident_blocks;     /* now */
   uint64_t dirty_blocks;        /* now */
   uint64_t revalidations_changed; /* host file changed behind our back */
+  uint64_t tracked_dirty_bytes; /* cbt=: bytes dirty in the live bitmap */
 };
 extern void cache_export_stats (const struct cache_export *exp,
                                 struct cache_stats *stats);

@@ -127,6 +127,7 @@ struct cache_export {
   uint64_t last_access_ms;      /* for rmvto= */
   uint64_t ra_next;             /* read-ahead: where a sequential read goes next */
   bool flush_soon;              /* cache_flush_soon: the flusher flushes it */
+  struct track *track;          /* cbt=, or NULL; set before serving */
 
   pthread_mutex_t lock;         /* guards what follows */
   pthread_cond_t cond;          /* fences cleared */
@@ -138,6 +139,18 @@ struct cache_export {
 
   struct export_counters stats;
 };
+
+/* track.c: mark a changed range in the live bitmap (any thread, no
+ * lock); write the sidecar and free the tracking at close (clean: the
+ * final write-back succeeded, the bitmaps are exact).
+ */
+struct track;
+extern void track_mark (struct track *t, uint64_t offset, uint64_t count);
+extern void track_close (struct cache_export *exp, bool clean);
+extern uint64_t track_dirty_bytes_live (struct cache_export *exp);
+#define TRACK(exp, offset, count) \
+  do { if ((exp)->track) track_mark ((exp)->track, (offset), (count)); } \
+  while (0)
 
 /* The one cache of the process. */
 struct cache {

@@ -239,11 +239,17 @@ cache_zero (struct cache_export *exp, uint64_t count, uint64_t offset,
    * nothing must have changed.
    */
   if (whole && host_range (exp, first, end, false, flags & CACHE_MAY_TRIM,
-                           flags & CACHE_FAST_ZERO) == -1)
+                           flags & CACHE_FAST_ZERO) == -1) {
+    if (!(flags & CACHE_FAST_ZERO) || errno != ENOTSUP)
+      TRACK (exp, offset, count);       /* part of it may have changed */
     return -1;
+  }
   if (zero_through_cache (exp, offset, head_end - offset) == -1 ||
-      zero_through_cache (exp, tail_start, offset + count - tail_start) == -1)
+      zero_through_cache (exp, tail_start, offset + count - tail_start) == -1) {
+    TRACK (exp, offset, count);
     return -1;
+  }
+  TRACK (exp, offset, count);
   /* fallocate is not covered by O_SYNC: a durable zero needs a flush. */
   return commit_write (exp, offset / CACHE_BLOCK_SIZE,
                        (offset + count - 1) / CACHE_BLOCK_SIZE + 1, flags,
@@ -259,8 +265,12 @@ cache_trim (struct cache_export *exp, uint64_t count, uint64_t offset,
   if (check_write (exp, count, offset) == -1)
     return -1;
   inner_blocks (exp, offset, count, &first, &end);
-  if (end > first && host_range (exp, first, end, true, true, false) == -1)
+  if (end > first && host_range (exp, first, end, true, true, false) == -1) {
+    TRACK (exp, offset, count);
     return -1;
+  }
+  /* A trim changes what reads may return: it counts as a change. */
+  TRACK (exp, offset, count);
   return commit_write (exp, first, end, flags, end > first);
 }
 

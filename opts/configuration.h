@@ -36,6 +36,10 @@ struct export_config {
   uint32_t blksz_max;
   uint32_t heads;
   uint32_t tracks;
+  uint32_t cbt;                 /* cbt=: tracking granularity; 0 = off */
+  char *cbtdir;                 /* cbtdir=: sidecar directory; NULL = beside */
+  char *cbt_image;              /* cbt: path, made absolute at parse time */
+  char *cbt_file;               /* cbt: the tracking file, absolute */
 };
 
 /* The "blk" group (io-blk.so).  Times in milliseconds. */

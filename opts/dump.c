@@ -41,6 +41,9 @@ dump_export (const struct export_config *ec, FILE *fp, bool probed,
     fprintf (fp, "%s.preferred=%" PRIu32 "\n", ec->name, preferred);
   fprintf (fp, "%s.heads=%" PRIu32 "\n", ec->name, ec->heads);
   fprintf (fp, "%s.tracks=%" PRIu32 "\n", ec->name, ec->tracks);
+  fprintf (fp, "%s.cbt=%" PRIu32 "\n", ec->name, ec->cbt);
+  if (ec->cbt)
+    fprintf (fp, "%s.cbtfile=%s\n", ec->name, ec->cbt_file);
   if (probed)
     fprintf (fp, "%s.size=%" PRIu64 "\n", ec->name, size);
 }

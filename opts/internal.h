@@ -47,6 +47,8 @@ struct opts {
   /* Order-dependent loopback state, copied into each fd=. */
   struct export_config current;
   char *trailing;               /* order-dependent option after the last fd= */
+  char **cbtdirs;               /* every cbtdir= given (current points in) */
+  size_t nr_cbtdirs;
 
   struct pending_export *exports;
   size_t nr_exports;
@@ -90,6 +92,7 @@ extern int lo_mode (struct opts *, const struct opt_def *, const char *, char **
 extern int lo_fd (struct opts *, const struct opt_def *, const char *, char **);
 extern int lo_blksz (struct opts *, const struct opt_def *, const char *, char **);
 extern int lo_geometry (struct opts *, const struct opt_def *, const char *, char **);
+extern int lo_cbt (struct opts *, const struct opt_def *, const char *, char **);
 
 /* blk.c: handlers of the blk group and the resolution of defaults. */
 extern int blk_size (struct opts *, const struct opt_def *, const char *, char **);

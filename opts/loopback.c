@@ -192,3 +192,50 @@ lo_geometry (struct opts *o, const struct opt_def *def, const char *value,
     o->current.tracks = n;
   return 0;
 }
+
+/* Changed-block tracking: nbd-loopback's own, no QNX counterpart.  The
+ * granularity is checked against the export's block size when the
+ * export opens (cache_export_track).
+ */
+#define CBT_DEFAULT (64 * 1024)
+#define CBT_MIN 512
+#define CBT_MAX (64 * 1024 * 1024)
+
+int
+lo_cbt (struct opts *o, const struct opt_def *def, const char *value,
+        char **err)
+{
+  struct size_value v;
+  const char *why;
+  char **dirs;
+
+  if (strcmp (def->name, "nocbt") == 0) {
+    o->current.cbt = 0;
+    return 0;
+  }
+  if (strcmp (def->name, "cbtdir") == 0) {
+    if (value[0] == '\0') {
+      o->current.cbtdir = NULL;         /* beside the file again */
+      return 0;
+    }
+    dirs = realloc (o->cbtdirs, (o->nr_cbtdirs + 1) * sizeof *dirs);
+    if (dirs == NULL)
+      return opts_error (err, "cbtdir=%s: out of memory", value);
+    o->cbtdirs = dirs;
+    dirs[o->nr_cbtdirs] = strdup (value);
+    if (dirs[o->nr_cbtdirs] == NULL)
+      return opts_error (err, "cbtdir=%s: out of memory", value);
+    o->current.cbtdir = dirs[o->nr_cbtdirs++];
+    return 0;
+  }
+  if (value == NULL || value[0] == '\0') {
+    o->current.cbt = CBT_DEFAULT;
+    return 0;
+  }
+  if (parse_size (value, 0, &v, &why) == -1 || v.value < CBT_MIN ||
+      v.value > CBT_MAX || (v.value & (v.value - 1)) != 0)
+    return opts_error (err, "cbt=%s: the granularity must be a power of two "
+                       "from 512 to 64m (default 64k)", value);
+  o->current.cbt = v.value;
+  return 0;
+}

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "internal.h"
@@ -125,6 +126,9 @@ opts_free (struct opts *o)
   free (o->exports);
   free (o->prefix);
   free (o->trailing);
+  for (size_t i = 0; i < o->nr_cbtdirs; i++)
+    free (o->cbtdirs[i]);
+  free (o->cbtdirs);
   free (o->blk.verbose_flags);
   for (size_t i = 0; i < MAX_SLOTS; i++)
     free (o->slot_text[i]);
@@ -223,7 +227,7 @@ parse_token (struct opts *o, enum opts_group group, const char *token,
   if (def->takes_value == 1 && value == NULL)
     return opts_error (err, "%s: needs a value: %s", token, def->syntax);
   if (def->takes_value == 1 && value[0] == '\0' &&
-      strcmp (def->name, "blksz") != 0)
+      strcmp (def->name, "blksz") != 0 && strcmp (def->name, "cbtdir") != 0)
     return opts_error (err, "%s: empty value; expected %s", token, def->syntax);
 
   if (claim_slot (o, def, token, err) == -1)
@@ -340,6 +344,49 @@ config_force_readonly (struct config *cfg)
 }
 
 /* Defaults, percentages and cross-option rules. */
+/* PATH made absolute against the current directory (not resolved:
+ * a missing directory is reported when the file is written).
+ */
+static char *
+absolute (const char *path)
+{
+  char *cwd, *r;
+
+  if (path[0] == '/')
+    return strdup (path);
+  cwd = getcwd (NULL, 0);
+  if (cwd == NULL)
+    return NULL;
+  if (asprintf (&r, "%s/%s", cwd, path) == -1)
+    r = NULL;
+  free (cwd);
+  return r;
+}
+
+/* The image and tracking file of a cbt export: IMAGE.cbt beside it, or
+ * DIR/BASENAME.cbt with cbtdir=DIR.
+ */
+static int
+cbt_paths (struct export_config *ec)
+{
+  const char *base = strrchr (ec->path, '/');
+
+  base = base ? base + 1 : ec->path;
+  ec->cbt_image = absolute (ec->path);
+  if (ec->cbt_image == NULL)
+    return -1;
+  if (ec->cbtdir && ec->cbtdir[0]) {
+    char *dir = absolute (ec->cbtdir);
+
+    if (dir == NULL || asprintf (&ec->cbt_file, "%s/%s.cbt", dir, base) == -1)
+      ec->cbt_file = NULL;
+    free (dir);
+  }
+  else if (asprintf (&ec->cbt_file, "%s.cbt", ec->cbt_image) == -1)
+    ec->cbt_file = NULL;
+  return ec->cbt_file ? 0 : -1;
+}
+
 struct config *
 opts_finish (struct opts *o, char **err)
 {
@@ -403,6 +450,9 @@ opts_finish (struct opts *o, char **err)
     *ec = o->exports[i].modes;
     ec->name = NULL;
     ec->path = NULL;
+    ec->cbt_image = ec->cbt_file = NULL;
+    if (!ec->cbt)
+      ec->cbtdir = NULL;
     cfg->nr_exports++;
     if (asprintf (&ec->name, "%s%zu", prefix, i) == -1) {
       ec->name = NULL;
@@ -411,6 +461,19 @@ opts_finish (struct opts *o, char **err)
     ec->path = strdup (o->exports[i].path);
     if (ec->path == NULL)
       goto oom;
+    if (ec->cbtdir && (ec->cbtdir = strdup (ec->cbtdir)) == NULL)
+      goto oom;
+    /* Absolute now: the daemon and nbdkit chdir to / when they detach. */
+    if (ec->cbt && cbt_paths (ec) == -1)
+      goto oom;
+    for (size_t j = 0; ec->cbt && j < i; j++)
+      if (cfg->exports[j].cbt && strcmp (cfg->exports[j].cbt_file,
+                                         ec->cbt_file) == 0) {
+        opts_error (err, "fd=%s and fd=%s would share the tracking file "
+                    "%s: give one of them another cbtdir=",
+                    cfg->exports[j].path, ec->path, ec->cbt_file);
+        goto fail;
+      }
     if (cfg->blk.readonly)
       ec->access = ACCESS_RO;
     ec->blksz_min = cfg->blk.bufsz_min;
@@ -460,6 +523,9 @@ config_free (struct config *cfg)
   for (size_t i = 0; i < cfg->nr_exports; i++) {
     free (cfg->exports[i].name);
     free (cfg->exports[i].path);
+    free (cfg->exports[i].cbtdir);
+    free (cfg->exports[i].cbt_image);
+    free (cfg->exports[i].cbt_file);
   }
   free (cfg->exports);
   free (cfg->prefix);

@@ -65,6 +65,15 @@ const struct opt_def opts_table[] = {
   { "tracks", LO, SCOPE_ORDER, 1, "tracks=N",
     "geometry sectors per track reported for later fd= (default 1)",
     lo_geometry, SLOT_NONE },
+  /* loopback: ours, not QNX's */
+  { "cbt", LO, SCOPE_ORDER, 2, "cbt[=GRANULARITY]",
+    "track changed blocks of later fd= (nbd-loopback's own; default 64k)",
+    lo_cbt, SLOT_NONE },
+  { "nocbt", LO, SCOPE_ORDER, 0, "nocbt",
+    "later fd= without changed-block tracking (default)", lo_cbt, SLOT_NONE },
+  { "cbtdir", LO, SCOPE_ORDER, 1, "cbtdir=[DIR]",
+    "keep the tracking files of later fd= in DIR; empty = beside the file",
+    lo_cbt, SLOT_NONE },
 
   /* blk: the cache and the server */
   { "cache", BLK, SCOPE_BLK, 1, "cache=SIZE[:HASH]",

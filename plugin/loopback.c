@@ -257,6 +257,11 @@ loopback_get_ready (void)
       device_close (dev);
       return -1;
     }
+    /* nbdkit offers plugins base:allocation only: the plugin tracks
+     * and keeps the sidecar, which the daemon serves later.
+     */
+    if (ec->cbt)
+      cache_export_track (exp, ec->cbt, ec->cbt_image, ec->cbt_file);
     if (add_export (ec->name, dev, exp, ec) == -1)
       return -1;
   }

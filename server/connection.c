@@ -505,7 +505,7 @@ conn_free (struct connection *conn)
     conn_hold_locked (conn, -(int64_t) conn->buffered);
   free (conn->inbuf);
   free (conn->opt_data);
-  free (conn->meta_export);
+  meta_clear (conn);
   pthread_mutex_destroy (&conn->lock);
   free (conn);
   __atomic_fetch_sub (&open_connections, 1, __ATOMIC_RELAXED);

@@ -98,6 +98,11 @@ exports_open_cache (const struct config *cfg)
       log_error ("%s: opening the cache export: %m", exp->name);
       return -1;
     }
+    /* Tracking that cannot start leaves the export serving without
+     * it (cache_export_track said why).
+     */
+    if (ec && ec->cbt)
+      cache_export_track (exp->ce, ec->cbt, ec->cbt_image, ec->cbt_file);
     if (fill_export (exp, ec) == -1)
       return -1;
     /* io_uring reads at offsets: not for seek-mode devices. */

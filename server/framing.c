@@ -54,6 +54,7 @@ parse_header (struct connection *conn, struct request *r)
   const char *p = conn->inbuf + conn->in_start;
   uint32_t magic;
 
+  r->contexts = 0;
   if (avail < sizeof magic)
     return 0;
   memcpy (&magic, p, sizeof magic);
@@ -103,7 +104,7 @@ parse_header (struct connection *conn, struct request *r)
 /* With extended headers, the payload of a request other than a WRITE
  * (NBD_CMD_FLAG_PAYLOAD_LEN, at most MAX_REQUEST_SIZE bytes).  The one
  * payload understood is BLOCK_STATUS's filter: the effect length and
- * the context ids to report, which must be exactly base:allocation's
+ * the context ids to report, each one selected on the connection
  * (duplicates and unknown ids are errors).  Returns 0 with the header
  * and payload consumed and r turned into a plain request; 1 if more
  * input is needed (nothing consumed); or the errno for the client,
@@ -137,19 +138,29 @@ take_payload (struct connection *conn, struct request *r, size_t hlen,
 
     if (conn->in_end - conn->in_start < hlen + len)
       return 1;
+    uint32_t mask = 0;
+
     memcpy (&bp, p, sizeof bp);
-    memcpy (&id, p + sizeof bp, sizeof id);
-    id = be32toh (id);
-    if (nids != 1)
-      snprintf (what, whatlen, "NBD_CMD_BLOCK_STATUS payload names %zu "
-                "context ids; the one selected is %d (base:allocation)",
-                nids, BASE_ALLOCATION_ID);
-    else if (id != BASE_ALLOCATION_ID || !conn->meta_allocation)
-      snprintf (what, whatlen, "NBD_CMD_BLOCK_STATUS payload names context "
-                "id %" PRIu32 ", which is not selected", id);
-    else {
+    what[0] = '\0';
+    for (size_t i = 0; i < nids; i++) {
+      memcpy (&id, p + sizeof bp + 4 * i, sizeof id);
+      id = be32toh (id);
+      if (!context_selected (conn, id)) {
+        snprintf (what, whatlen, "NBD_CMD_BLOCK_STATUS payload names context "
+                  "id %" PRIu32 ", which is not selected", id);
+        break;
+      }
+      if (mask & (UINT32_C (1) << id)) {
+        snprintf (what, whatlen, "NBD_CMD_BLOCK_STATUS payload names context "
+                  "id %" PRIu32 " twice", id);
+        break;
+      }
+      mask |= UINT32_C (1) << id;
+    }
+    if (what[0] == '\0') {
       conn->in_start += hlen + len;
       r->count = be64toh (bp.length);
+      r->contexts = mask;
       r->flags &= ~NBD_CMD_FLAG_PAYLOAD_LEN;
       return 0;
     }
@@ -158,6 +169,16 @@ take_payload (struct connection *conn, struct request *r, size_t hlen,
   conn->in_start += hlen;
   conn->discard = len;
   return EINVAL;
+}
+
+/* Is context id selected on this connection? */
+bool
+context_selected (const struct connection *conn, uint32_t id)
+{
+  if (id == BASE_ALLOCATION_ID)
+    return conn->meta_allocation;
+  return id >= DIRTY_BITMAP_ID
+    && id - DIRTY_BITMAP_ID < conn->nr_meta_bitmaps;
 }
 
 /* The one validity check.  Returns 0, or the errno the client gets,
@@ -257,7 +278,8 @@ validate_request (struct connection *conn, const struct request *req,
     goto invalid;
   }
   if (req->type == NBD_CMD_BLOCK_STATUS) {
-    if (!conn->structured || !conn->meta_allocation) {
+    if (!conn->structured
+        || (!conn->meta_allocation && conn->nr_meta_bitmaps == 0)) {
       snprintf (what, whatlen, "NBD_CMD_BLOCK_STATUS without a "
                 "negotiated metadata context");
       goto invalid;

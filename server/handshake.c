@@ -11,8 +11,10 @@
  *
  * Options: EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO,
  * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT
- * (base:allocation), EXTENDED_HEADERS; anything else is read in full
- * and answered NBD_REP_ERR_UNSUP, so the stream stays in step.
+ * (base:allocation, and qemu:dirty-bitmap:NAME for each bitmap of an
+ * export with changed-block tracking), EXTENDED_HEADERS; anything else
+ * is read in full and answered NBD_REP_ERR_UNSUP, so the stream stays
+ * in step.
  *
  * Extended headers (32-byte requests and replies with 64-bit lengths)
  * include everything structured replies give, and take precedence:
@@ -47,6 +49,7 @@
 #include "log.h"
 
 #define BASE_ALLOCATION "base:allocation"
+#define DIRTY_BITMAP_PREFIX "qemu:dirty-bitmap:"
 
 static const char *
 option_name (uint32_t option)
@@ -165,12 +168,23 @@ get_string (struct cursor *c, const char **s, uint32_t *len)
 
 /* ---- options ---- */
 
-/* Is base:allocation selected for exp? */
+/* Is any metadata context selected for exp? */
 static bool
 meta_selected (const struct connection *conn, const struct export *exp)
 {
-  return conn->meta_allocation
+  return (conn->meta_allocation || conn->nr_meta_bitmaps > 0)
     && strcmp (conn->meta_export ? conn->meta_export : "", exp->name) == 0;
+}
+
+void
+meta_clear (struct connection *conn)
+{
+  conn->meta_allocation = false;
+  for (unsigned i = 0; i < conn->nr_meta_bitmaps; i++)
+    free (conn->meta_bitmaps[i]);
+  conn->nr_meta_bitmaps = 0;
+  free (conn->meta_export);
+  conn->meta_export = NULL;
 }
 
 /* The transmission flags this connection gets for exp. */
@@ -191,7 +205,7 @@ enter_transmission (struct connection *conn, struct export *exp)
   conn->tflags = conn_tflags (conn, exp);
   /* Meta contexts chosen for another export do not carry over. */
   if (!meta_selected (conn, exp))
-    conn->meta_allocation = false;
+    meta_clear (conn);
   conn->hs = HS_DONE;
   conn_enter_transmission (conn);
   conn_debug (conn, "serving %s (%s, flags 0x%x)", exp->name,
@@ -371,18 +385,49 @@ opt_extended_headers (struct connection *conn, size_t len)
 }
 
 static void
-send_meta_context (struct connection *conn, uint32_t id)
+send_meta_context (struct connection *conn, uint32_t id, const char *prefix,
+                   const char *name)
 {
   struct nbd_meta_context_reply r = { .context_id = htobe32 (id) };
+  char full[sizeof DIRTY_BITMAP_PREFIX + 64];
 
-  send_reply2 (conn, NBD_REP_META_CONTEXT, &r, sizeof r,
-               BASE_ALLOCATION, strlen (BASE_ALLOCATION));
+  snprintf (full, sizeof full, "%s%s", prefix, name);
+  send_reply2 (conn, NBD_REP_META_CONTEXT, &r, sizeof r, full, strlen (full));
 }
 
 static bool
 query_is (const char *q, uint32_t qlen, const char *s)
 {
   return qlen == strlen (s) && memcmp (q, s, qlen) == 0;
+}
+
+/* LIST: every bitmap of the export, as qemu:dirty-bitmap:NAME. */
+static int
+list_bitmap (void *opaque, const char *name, uint64_t dirty_bytes)
+{
+  send_meta_context (opaque, 0, DIRTY_BITMAP_PREFIX, name);
+  return 0;
+}
+
+/* SET: select bitmap name (once), answering with its id. */
+static void
+select_bitmap (struct connection *conn, const char *name)
+{
+  unsigned i;
+
+  for (i = 0; i < conn->nr_meta_bitmaps; i++)
+    if (strcmp (conn->meta_bitmaps[i], name) == 0)
+      return;
+  if (i == MAX_META_BITMAPS) {
+    conn_debug (conn, "more than %d dirty bitmaps asked for: %s ignored",
+                MAX_META_BITMAPS, name);
+    return;
+  }
+  conn->meta_bitmaps[i] = strdup (name);
+  if (conn->meta_bitmaps[i] == NULL)
+    return;
+  conn->nr_meta_bitmaps++;
+  send_meta_context (conn, DIRTY_BITMAP_ID + i, DIRTY_BITMAP_PREFIX, name);
 }
 
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT. */
@@ -393,8 +438,9 @@ opt_meta_context (struct connection *conn, const char *data, size_t len,
   struct cursor c = { data, len };
   const char *name, *q = NULL;
   uint32_t namelen, nq, qlen = 0;
-  bool found = false;
+  bool allocation = false, all_bitmaps = false;
   struct export *exp;
+  size_t plen = strlen (DIRTY_BITMAP_PREFIX);
 
   if (!conn->structured) {
     send_error (conn, NBD_REP_ERR_INVALID, "negotiate structured replies "
@@ -421,40 +467,60 @@ opt_meta_context (struct connection *conn, const char *data, size_t len,
       return;
     }
   }
-  if (set) {
-    /* Even a failed SET replaces the selection. */
-    conn->meta_allocation = false;
-    free (conn->meta_export);
-    conn->meta_export = NULL;
-  }
+  /* Even a failed SET replaces the selection. */
+  if (set)
+    meta_clear (conn);
   exp = namelen <= NBD_MAX_STRING ? export_find (name, namelen) : NULL;
   if (exp == NULL) {
     send_error (conn, NBD_REP_ERR_UNKNOWN, "unknown export '%.*s'",
                 (int) (namelen > 64 ? 64 : namelen), name);
     return;
   }
+  if (set) {
+    conn->meta_export = strdup (exp->name);
+    if (conn->meta_export == NULL) {
+      send_error (conn, NBD_REP_ERR_INVALID, "out of memory");
+      return;
+    }
+  }
 
   if (nq == 0 && !set)
-    found = true;               /* list everything we have */
+    allocation = all_bitmaps = true;    /* list everything we have */
   for (uint32_t i = 0; i < nq; i++) {
     if (!get_string (&c, &q, &qlen))
       break;                    /* cannot happen: checked above */
     if (query_is (q, qlen, BASE_ALLOCATION)
         || (!set && query_is (q, qlen, "base:")))
-      found = true;
-    /* Anything else (other namespaces, unknown base: leaves) matches
-     * nothing, which is not an error.
+      allocation = true;
+    else if (!set && (query_is (q, qlen, "qemu:")
+                      || query_is (q, qlen, DIRTY_BITMAP_PREFIX)))
+      all_bitmaps = true;
+    else if (qlen > plen && qlen - plen <= 64
+             && memcmp (q, DIRTY_BITMAP_PREFIX, plen) == 0) {
+      char bname[65];
+
+      memcpy (bname, q + plen, qlen - plen);
+      bname[qlen - plen] = '\0';
+      if (strlen (bname) == qlen - plen
+          && cache_bitmap_exists (exp->ce, bname)) {
+        if (set)
+          select_bitmap (conn, bname);
+        else
+          send_meta_context (conn, 0, DIRTY_BITMAP_PREFIX, bname);
+      }
+    }
+    /* Anything else (other namespaces, unknown leaves, bitmaps that
+     * do not exist) matches nothing, which is not an error.
      */
   }
-  if (found) {
-    send_meta_context (conn, set ? BASE_ALLOCATION_ID : 0);
-    if (set) {
+  if (allocation) {
+    send_meta_context (conn, set ? BASE_ALLOCATION_ID : 0, BASE_ALLOCATION,
+                       "");
+    if (set)
       conn->meta_allocation = true;
-      conn->meta_export = strdup (exp->name);
-      if (conn->meta_export == NULL)
-        conn->meta_allocation = false;
-    }
   }
+  if (all_bitmaps && cache_export_track_granularity (exp->ce))
+    cache_bitmap_list (exp->ce, list_bitmap, conn);
   send_reply (conn, NBD_REP_ACK, NULL, 0);
 }
 
@@ -489,9 +555,7 @@ opt_starttls (struct connection *conn, size_t len)
   /* Nothing negotiated in the clear survives. */
   conn->structured = false;
   conn->extended = false;
-  conn->meta_allocation = false;
-  free (conn->meta_export);
-  conn->meta_export = NULL;
+  meta_clear (conn);
   return 0;
 }
 

@@ -34,6 +34,8 @@
 #define MAX_PAYLOAD_ADVERTISED (32 * 1024 * 1024) /* NBD_INFO_BLOCK_SIZE max */
 #define MAX_OPTION_LENGTH   (64 * 1024)        /* longer: NBD_REP_ERR_TOO_BIG */
 #define CONN_MAX_INFLIGHT   128                /* requests at workers */
+#define MAX_META_BITMAPS    8                  /* dirty bitmaps one
+                                                  connection may select */
 #define CONN_MAX_BUFFERED   (64 * 1024 * 1024) /* payload + reply bytes */
 #define MAX_BUFFERED_DEFAULT (64 * 1024 * 1024) /* --max-buffered */
 #define MAX_HANDSHAKES_DEFAULT 128
@@ -75,6 +77,7 @@ struct daemon_options {
   const char *tls_psk;          /* --tls-psk FILE */
   bool tls_verify_peer;         /* --tls-verify-peer */
   const char *stats_file;       /* --stats-file */
+  const char *control;          /* --control: the control socket */
   bool readonly;                /* -r: every export read-only */
   bool exit_with_parent;        /* --exit-with-parent */
   bool print_uri;               /* --print-uri */
@@ -103,6 +106,17 @@ extern int pidfile_write (void);
 extern void pidfile_remove (void);
 /* user=: setgroups/setgid/setuid.  Returns -1 (logged) on failure. */
 extern int drop_privileges (const struct config *cfg);
+
+/* ---- control.c: the control socket (--control) ---- */
+
+/* Bind the socket (before forking; logs errors). */
+extern int control_open (const char *path);
+/* Serve it on a thread of its own, once the exports are open. */
+extern int control_start (void);
+/* Stop serving, close and remove the socket. */
+extern void control_stop (void);
+/* `nbd-loopback ctl SOCKET WORDS...`: the exit status. */
+extern int control_client (int argc, char **argv);
 
 /* ---- log-syslog.c ---- */
 
@@ -315,10 +329,15 @@ struct status_extent {
   uint64_t length;
   uint32_t status;              /* NBD_STATE_* */
 };
+/* One chunk per context, the last one flagged DONE. */
+struct status_reply {
+  uint32_t context_id;
+  const struct status_extent *d;
+  size_t nr;
+};
 extern struct outmsg *reply_block_status (const struct request *req,
-                                          uint32_t context_id,
-                                          const struct status_extent *d,
-                                          size_t nr);
+                                          const struct status_reply *parts,
+                                          size_t nparts);
 
 /* ---- workers.c: the request worker pool (blk thread=) ---- */
 
@@ -382,6 +401,9 @@ struct connection {
   bool extended;                /* ... NBD_OPT_EXTENDED_HEADERS: 32-byte
                                    requests and replies, 64-bit lengths */
   bool meta_allocation;         /* base:allocation selected ... */
+  char *meta_bitmaps[MAX_META_BITMAPS]; /* qemu:dirty-bitmap:NAME (names),
+                                   context id DIRTY_BITMAP_ID + index ... */
+  unsigned nr_meta_bitmaps;
   char *meta_export;            /* ... for this export */
   /* Transmission state (request.c). */
   struct export *exp;
@@ -490,6 +512,7 @@ extern int handshake_input (struct connection *conn);
 /* ---- request.c: the transmission phase ---- */
 
 #define BASE_ALLOCATION_ID 1    /* our context id for base:allocation */
+#define DIRTY_BITMAP_ID 2       /* ... and for the first dirty bitmap */
 
 #define URING_MAX_IO 4          /* host transfers of one request by io_uring */
 #define URING_MAX_OPS (URING_MAX_IO + 1)   /* ... and an fdatasync */
@@ -503,6 +526,8 @@ struct request {
   uint64_t offset;
   uint64_t count;               /* effect or payload length: above 2^32
                                    only with extended headers */
+  uint32_t contexts;            /* BLOCK_STATUS: bit per context id to
+                                   report (a payload's filter); 0: all */
   void *buf;                    /* WRITE payload or READ data, or NULL */
   struct outmsg *msg;           /* small READ: the reply, data inside ... */
   void *msg_data;               /* ... here */
@@ -543,6 +568,10 @@ extern int parse_header (struct connection *conn, struct request *r);
  */
 extern int take_payload (struct connection *conn, struct request *r,
                          size_t hlen, char *what, size_t whatlen);
+/* Is this metadata context id selected on the connection? */
+extern bool context_selected (const struct connection *conn, uint32_t id);
+/* Forget every selected metadata context (handshake.c). */
+extern void meta_clear (struct connection *conn);
 /* The one validity check: 0, or the errno for the client with why in
  * what (logged).
  */

@@ -67,6 +67,7 @@ enum {
   MAX_BUFFERED_OPTION,
   MAX_HANDSHAKES_OPTION,
   MAX_HANDSHAKES_PER_ADDRESS_OPTION,
+  CONTROL_OPTION,
 };
 
 /* The daemon options, in --help order.  getopt's tables and the
@@ -136,6 +137,8 @@ static const struct daemon_opt daemon_opts[] = {
     "read more options from FILE (a devb-loopback line, # comments)" },
   { "stats-file", STATS_FILE_OPTION, required_argument, "FILE",
     "write per-export statistics as JSON on SIGUSR1 and at exit" },
+  { "control", CONTROL_OPTION, required_argument, "PATH",
+    "a Unix socket for changed-block tracking checkpoints (nbd-loopback ctl)" },
   { "dump-config", DUMP_CONFIG_OPTION, no_argument, NULL,
     "print the resolved configuration (key=value) and exit" },
   { "verbose", 'v', no_argument, NULL,
@@ -175,6 +178,8 @@ usage (FILE *fp)
            "Usage:\n"
            "  nbd-loopback [OPTIONS] [loopback opt[,opt...]] "
            "[blk opt[,opt...]]\n"
+           "  nbd-loopback ctl SOCKET checkpoint|delete EXPORT NAME"
+           " | merge EXPORT TARGET SOURCE | list [EXPORT]\n"
            "\n"
            "Example:\n"
            "  nbd-loopback -p 10809 loopback ro,blksz=2048,fd=/srv/cd.iso,"
@@ -420,6 +425,7 @@ check_daemon_options (bool port_given)
 static void __attribute__ ((noreturn))
 die_after_listen (void)
 {
+  control_stop ();
   listen_cleanup ();
   exit (EXIT_FAILURE);
 }
@@ -539,6 +545,9 @@ parse_daemon_options (int argc, char **argv, const char *source)
     case STATS_FILE_OPTION:
       opt.stats_file = optarg;
       break;
+    case CONTROL_OPTION:
+      opt.control = optarg;
+      break;
     case CONFIG_FILE_OPTION:
       if (source)
         bad_usage ("%s: --config-file cannot be used inside a config file",
@@ -628,6 +637,8 @@ main (int argc, char *argv[])
   int nwords, nfile = 0, status;
 
   log_set_program ("nbd-loopback");
+  if (argc > 1 && strcmp (argv[1], "ctl") == 0)
+    return control_client (argc - 2, argv + 2);
   log_detect_journal ();
   malloc_setup ();
   make_getopt_tables ();
@@ -695,6 +706,8 @@ main (int argc, char *argv[])
     die_after_listen ();
   if (opt.print_uri && print_uri () == -1)
     die_after_listen ();
+  if (opt.control && control_open (opt.control) == -1)
+    die_after_listen ();
 
   /* Signals are taken by loop 0 through signalfd: block them before
    * any thread exists, so every thread inherits the mask.
@@ -719,6 +732,8 @@ main (int argc, char *argv[])
     die_after_listen ();
   }
   if (exports_open_cache (cfg) == -1)
+    die_after_listen ();
+  if (control_start () == -1)
     die_after_listen ();
   if (stats_write_file ("start") == -1)
     die_after_listen ();
@@ -746,6 +761,7 @@ main (int argc, char *argv[])
 
   /* Every connection is closed and every loop has stopped. */
   signals_stop (loops[0].ev);
+  control_stop ();
   stats_progress_start ();
   workers_stop ();
   status = stats_shutdown () == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

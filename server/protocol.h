@@ -115,6 +115,7 @@
 /* base:allocation status flags. */
 #define NBD_STATE_HOLE             (1 << 0)
 #define NBD_STATE_ZERO             (1 << 1)
+#define NBD_STATE_DIRTY            (1 << 0)   /* qemu:dirty-bitmap: changed */
 
 /* Error values on the wire (not the host's errno numbers). */
 #define NBD_SUCCESS                0

@@ -425,51 +425,59 @@ reply_read_runs (const struct request *req, void *buf,
 }
 
 struct outmsg *
-reply_block_status (const struct request *req, uint32_t context_id,
-                    const struct status_extent *d, size_t nr)
+reply_block_status (const struct request *req,
+                    const struct status_reply *parts, size_t nparts)
 {
   struct outmsg *msg;
+  size_t total = 0;
 
-  if (extended (req)) {
-    size_t len = sizeof (struct nbd_chunk_block_status_ext)
-      + nr * sizeof (struct nbd_block_descriptor_ext);
-    struct nbd_chunk_block_status_ext *bs;
-    struct nbd_block_descriptor_ext *out;
+  for (size_t k = 0; k < nparts; k++)
+    total += chunk_size (req) + (extended (req)
+      ? sizeof (struct nbd_chunk_block_status_ext)
+        + parts[k].nr * sizeof (struct nbd_block_descriptor_ext)
+      : sizeof (struct nbd_chunk_block_status)
+        + parts[k].nr * sizeof (struct nbd_block_descriptor));
+  msg = outmsg_new (1, total);
+  if (msg == NULL)
+    return NULL;
+  for (size_t k = 0; k < nparts; k++) {
+    const struct status_extent *d = parts[k].d;
+    size_t nr = parts[k].nr;
+    uint16_t flags = k == nparts - 1 ? NBD_REPLY_FLAG_DONE : 0;
 
-    msg = outmsg_new (1, chunk_size (req) + len);
-    if (msg == NULL)
-      return NULL;
-    put_chunk (msg, req, NBD_REPLY_FLAG_DONE,
-               NBD_REPLY_TYPE_BLOCK_STATUS_EXT, len);
-    bs = outmsg_put (msg, sizeof *bs);
-    bs->context_id = htobe32 (context_id);
-    bs->count = htobe32 (nr);
-    out = outmsg_put (msg, nr * sizeof *out);
-    for (size_t i = 0; i < nr; i++) {
-      out[i].length = htobe64 (d[i].length);
-      out[i].status = htobe64 (d[i].status);
+    if (extended (req)) {
+      size_t len = sizeof (struct nbd_chunk_block_status_ext)
+        + nr * sizeof (struct nbd_block_descriptor_ext);
+      struct nbd_chunk_block_status_ext *bs;
+      struct nbd_block_descriptor_ext *out;
+
+      put_chunk (msg, req, flags, NBD_REPLY_TYPE_BLOCK_STATUS_EXT, len);
+      bs = outmsg_put (msg, sizeof *bs);
+      bs->context_id = htobe32 (parts[k].context_id);
+      bs->count = htobe32 (nr);
+      out = outmsg_put (msg, nr * sizeof *out);
+      for (size_t i = 0; i < nr; i++) {
+        out[i].length = htobe64 (d[i].length);
+        out[i].status = htobe64 (d[i].status);
+      }
     }
-  }
-  else {
-    size_t len = sizeof (struct nbd_chunk_block_status)
-      + nr * sizeof (struct nbd_block_descriptor);
-    struct nbd_chunk_block_status *bs;
-    struct nbd_block_descriptor *out;
+    else {
+      size_t len = sizeof (struct nbd_chunk_block_status)
+        + nr * sizeof (struct nbd_block_descriptor);
+      struct nbd_chunk_block_status *bs;
+      struct nbd_block_descriptor *out;
 
-    msg = outmsg_new (1, chunk_size (req) + len);
-    if (msg == NULL)
-      return NULL;
-    put_chunk (msg, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS,
-               len);
-    bs = outmsg_put (msg, sizeof *bs);
-    bs->context_id = htobe32 (context_id);
-    out = outmsg_put (msg, nr * sizeof *out);
-    /* Compact requests are below 2^32 bytes, and so are their extents
-     * (request.c clips them to the request).
-     */
-    for (size_t i = 0; i < nr; i++) {
-      out[i].length = htobe32 ((uint32_t) d[i].length);
-      out[i].status = htobe32 (d[i].status);
+      put_chunk (msg, req, flags, NBD_REPLY_TYPE_BLOCK_STATUS, len);
+      bs = outmsg_put (msg, sizeof *bs);
+      bs->context_id = htobe32 (parts[k].context_id);
+      out = outmsg_put (msg, nr * sizeof *out);
+      /* Compact requests are below 2^32 bytes, and so are their extents
+       * (request.c clips them to the request).
+       */
+      for (size_t i = 0; i < nr; i++) {
+        out[i].length = htobe32 ((uint32_t) d[i].length);
+        out[i].status = htobe32 (d[i].status);
+      }
     }
   }
   return msg;

@@ -172,13 +172,15 @@ struct status_ctx {
   uint64_t covered, end;
   bool req_one;
   bool full;
+  bool bitmap;                  /* a dirty bitmap: "hole" means clean */
 };
 
 static int
 add_descriptor (void *opaque, uint64_t offset, uint64_t length, bool hole)
 {
   struct status_ctx *c = opaque;
-  uint32_t status = hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+  uint32_t status = c->bitmap ? (hole ? 0 : NBD_STATE_DIRTY)
+    : hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
   uint64_t start = offset > c->covered ? offset : c->covered;
   uint64_t end = offset + length < c->end ? offset + length : c->end;
 
@@ -216,34 +218,81 @@ add_descriptor (void *opaque, uint64_t offset, uint64_t length, bool hole)
   return 0;
 }
 
-static struct outmsg *
-do_block_status (struct request *req)
+/* The extents of one context: base:allocation (name NULL) or a dirty
+ * bitmap.  Returns 0, or -1 with errno.
+ */
+static int
+context_extents (struct request *req, const char *bitmap,
+                 struct status_ctx *c)
 {
-  struct connection *conn = req->conn;
-  struct status_ctx c = {
+  struct cache_export *ce = req->conn->exp->ce;
+  int r;
+
+  *c = (struct status_ctx) {
     .cap = 64,
     .covered = req->offset,
     .end = req->offset + req->count,
     .req_one = req->flags & NBD_CMD_FLAG_REQ_ONE,
+    .bitmap = bitmap != NULL,
   };
-  struct outmsg *msg;
+  c->d = malloc (c->cap * sizeof *c->d);
+  if (c->d == NULL)
+    return -1;
+  r = bitmap
+    ? cache_bitmap_extents (ce, bitmap, req->count, req->offset,
+                            add_descriptor, c)
+    : cache_extents (ce, req->count, req->offset, add_descriptor, c);
+  if (r == -1 && !c->full)
+    return -1;
+  if (c->n == 0) {
+    /* Nothing reported: "allocated" (and "dirty") is always safe. */
+    c->d[0] = (struct status_extent) {
+      .length = req->count, .status = bitmap ? NBD_STATE_DIRTY : 0
+    };
+    c->n = 1;
+  }
+  return 0;
+}
 
-  c.d = malloc (c.cap * sizeof *c.d);
-  if (c.d == NULL)
-    return reply_error (req, true, ENOMEM, "out of memory");
-  if (cache_extents (conn->exp->ce, req->count, req->offset, add_descriptor,
-                     &c) == -1 && !c.full) {
-    int err = errno;
-    free (c.d);
-    return reply_error (req, true, err, strerror (err));
+/* One chunk per context asked for (all selected, or the payload's
+ * filter), the last one flagged DONE.
+ */
+static struct outmsg *
+do_block_status (struct request *req)
+{
+  struct connection *conn = req->conn;
+  struct status_ctx c[1 + MAX_META_BITMAPS];
+  struct status_reply parts[1 + MAX_META_BITMAPS] = { { 0 } };
+  size_t n = 0;
+  struct outmsg *msg = NULL;
+  int err = 0;
+
+  for (uint32_t id = BASE_ALLOCATION_ID;
+       id < DIRTY_BITMAP_ID + conn->nr_meta_bitmaps; id++) {
+    const char *bitmap = id >= DIRTY_BITMAP_ID
+      ? conn->meta_bitmaps[id - DIRTY_BITMAP_ID] : NULL;
+
+    if (!context_selected (conn, id)
+        || (req->contexts && !(req->contexts & (UINT32_C (1) << id))))
+      continue;
+    if (context_extents (req, bitmap, &c[n]) == -1) {
+      err = errno;
+      free (c[n].d);
+      break;
+    }
+    parts[n] = (struct status_reply) {
+      .context_id = id, .d = c[n].d, .nr = c[n].n
+    };
+    n++;
   }
-  if (c.n == 0) {
-    /* Nothing reported: "allocated" is always a safe answer. */
-    c.d[0] = (struct status_extent) { .length = req->count };
-    c.n = 1;
-  }
-  msg = reply_block_status (req, BASE_ALLOCATION_ID, c.d, c.n);
-  free (c.d);
+  if (err == ENOENT)
+    msg = reply_error (req, true, EINVAL, "the dirty bitmap was deleted");
+  else if (err)
+    msg = reply_error (req, true, err, strerror (err));
+  else
+    msg = reply_block_status (req, parts, n);
+  for (size_t i = 0; i < n; i++)
+    free (c[i].d);
   return msg;
 }
 

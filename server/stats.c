@@ -114,6 +114,22 @@ stats_init (void)
   return 0;
 }
 
+/* Changed-block tracking: one line per bitmap. */
+struct bitmap_log {
+  const char *export;
+  uint32_t granularity;
+};
+
+static int
+log_bitmap (void *opaque, const char *name, uint64_t dirty_bytes)
+{
+  const struct bitmap_log *c = opaque;
+
+  log_info ("%s: dirty bitmap %s (granularity %" PRIu32 "): %" PRIu64
+            " bytes changed", c->export, name, c->granularity, dirty_bytes);
+  return 0;
+}
+
 void
 stats_log (void)
 {
@@ -152,6 +168,12 @@ stats_log (void)
               f.c.writeback_bytes, f.c.writeback_errors, f.c.flushes, mean,
               f.c.resident_blocks * CACHE_BLOCK_SIZE,
               f.c.dirty_blocks * CACHE_BLOCK_SIZE, f.c.revalidations_changed);
+    if (cache_export_track_granularity (exp->ce)) {
+      struct bitmap_log c = {
+        exp->name, cache_export_track_granularity (exp->ce)
+      };
+      cache_bitmap_list (exp->ce, log_bitmap, &c);
+    }
   }
 }
 
@@ -182,6 +204,22 @@ json_number_or_null (FILE *fp, double d, const char *fmt)
     fputs ("null", fp);
   else
     fprintf (fp, fmt, d);
+}
+
+struct bitmap_json {
+  FILE *fp;
+  unsigned n;
+};
+
+static int
+json_bitmap (void *opaque, const char *name, uint64_t dirty_bytes)
+{
+  struct bitmap_json *c = opaque;
+
+  fprintf (c->fp, "%s{ \"name\": ", c->n++ ? ", " : "");
+  json_string (c->fp, name);
+  fprintf (c->fp, ", \"dirty_bytes\": %" PRIu64 " }", dirty_bytes);
+  return 0;
 }
 
 static void
@@ -253,8 +291,15 @@ write_json (FILE *fp, const char *event)
              f.c.writebacks, f.c.writeback_bytes, f.c.writeback_errors,
              f.c.flushes, f.c.flush_ns / 1e9);
     json_number_or_null (fp, flush_mean_ms (&f.c), "%.3f");
-    fprintf (fp, ",\n      \"host_changes\": %" PRIu64 "\n    }",
-             f.c.revalidations_changed);
+    fprintf (fp, ",\n      \"host_changes\": %" PRIu64 ",\n"
+             "      \"cbt_granularity\": %" PRIu32 ",\n"
+             "      \"bitmaps\": [", f.c.revalidations_changed,
+             cache_export_track_granularity (exp->ce));
+    if (cache_export_track_granularity (exp->ce)) {
+      struct bitmap_json c = { fp, 0 };
+      cache_bitmap_list (exp->ce, json_bitmap, &c);
+    }
+    fprintf (fp, "]\n    }");
   }
   fprintf (fp, "\n  ]\n}\n");
 }

@@ -397,11 +397,13 @@ in_step (const char *after)
   expect_ok (7777, 0, what);
 }
 
-/* BLOCK_STATUS_EXT for base:allocation: fills ext (n of them). */
+/* One BLOCK_STATUS_EXT chunk for context id, the last one if last:
+ * fills ext (n of them).
+ */
 static size_t
-expect_status (uint64_t cookie, uint64_t offset,
-               struct nbd_block_descriptor_ext *ext, size_t max,
-               const char *what)
+expect_context_status (uint64_t cookie, uint64_t offset, uint32_t id,
+                       bool last, struct nbd_block_descriptor_ext *ext,
+                       size_t max, const char *what)
 {
   struct chunk c;
   struct nbd_chunk_block_status_ext h;
@@ -410,12 +412,13 @@ expect_status (uint64_t cookie, uint64_t offset,
   read_chunk (&c, cookie, offset);
   if (c.type != NBD_REPLY_TYPE_BLOCK_STATUS_EXT)
     die ("%s: chunk type %u, expected BLOCK_STATUS_EXT", what, c.type);
-  if (!(c.flags & NBD_REPLY_FLAG_DONE))
-    die ("%s: one context, but the chunk is not the last", what);
+  if (!(c.flags & NBD_REPLY_FLAG_DONE) != !last)
+    die ("%s: context %u: the chunk is %sthe last", what, id,
+         last ? "not " : "");
   memcpy (&h, c.payload, sizeof h);
   n = be32toh (h.count);
-  if (be32toh (h.context_id) != 1)
-    die ("%s: context id %u", what, be32toh (h.context_id));
+  if (be32toh (h.context_id) != id)
+    die ("%s: context id %u, expected %u", what, be32toh (h.context_id), id);
   if (n == 0 || c.length != sizeof h + n * sizeof *ext || n > max)
     die ("%s: %zu descriptors in %llu bytes", what, n,
          (unsigned long long) c.length);
@@ -427,6 +430,15 @@ expect_status (uint64_t cookie, uint64_t offset,
       die ("%s: bad descriptor %zu", what, i);
   }
   return n;
+}
+
+/* BLOCK_STATUS_EXT for base:allocation alone. */
+static size_t
+expect_status (uint64_t cookie, uint64_t offset,
+               struct nbd_block_descriptor_ext *ext, size_t max,
+               const char *what)
+{
+  return expect_context_status (cookie, offset, 1, true, ext, max, what);
 }
 
 /* ---- modes ---- */
@@ -667,7 +679,7 @@ mode_bad_input (void)
   memcpy (p + 8, &id, 4);
   memcpy (p + 12, &id, 4);
   send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 9, 0, 16, p, 16);
-  expect_error (9, 0, NBD_EINVAL, "names 2 context ids",
+  expect_error (9, 0, NBD_EINVAL, "context id 1 twice",
                 "BLOCK_STATUS filtering on context 1 twice");
   in_step ("a filter naming a context twice");
 
@@ -717,6 +729,72 @@ mode_extended_on_compact (void)
   expect_eof ("an extended header without extended headers");
 }
 
+/* Changed-block tracking (loopback cbt, granularity 64 KiB) over
+ * extended headers: base:allocation (id 1) and qemu:dirty-bitmap:live
+ * (id 2) in one 64-bit BLOCK_STATUS, a chunk each, the last DONE; the
+ * payload filter picks either or both.
+ */
+static void
+mode_bitmaps (void)
+{
+  static const char *q[] = { "base:allocation", "qemu:dirty-bitmap:nope",
+                             "qemu:dirty-bitmap:live" };
+  char data[256], buf[4096] = { 1 }, p[16];
+  struct nbd_block_descriptor_ext ext[8];
+  uint32_t v;
+  uint64_t len;
+  size_t n = 0;
+  uint16_t tflags;
+
+  connect_to_server ();
+  greeting ();
+  option_expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
+                 "NBD_OPT_EXTENDED_HEADERS");
+  v = htobe32 (0);
+  memcpy (data + n, &v, 4), n += 4;
+  v = htobe32 (3);
+  memcpy (data + n, &v, 4), n += 4;
+  for (int i = 0; i < 3; i++) {
+    v = htobe32 (strlen (q[i]));
+    memcpy (data + n, &v, 4), n += 4;
+    memcpy (data + n, q[i], strlen (q[i])), n += strlen (q[i]);
+  }
+  option_expect (NBD_OPT_SET_META_CONTEXT, data, n, NBD_REP_ACK,
+                 "SET_META_CONTEXT with a bitmap");
+  tflags = go ();
+  if (!(tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD))
+    die ("no NBD_FLAG_BLOCK_STATUS_PAYLOAD");
+
+  send_ext (NBD_CMD_WRITE, 0, 1, 8 * GiB + 100, sizeof buf, buf, sizeof buf);
+  expect_ok (1, 8 * GiB + 100, "WRITE at 8 GiB + 100");
+
+  /* The whole 16 GiB export in one request: two chunks. */
+  send_ext (NBD_CMD_BLOCK_STATUS, 0, 2, 0, 16 * GiB, NULL, 0);
+  expect_context_status (2, 0, 1, false, ext, 8, "base:allocation");
+  n = expect_context_status (2, 0, 2, true, ext, 8, "qemu:dirty-bitmap:live");
+  if (n != 3 || ext[0].length != 8 * GiB || ext[0].status != 0
+      || ext[1].length != 65536 || ext[1].status != 1
+      || ext[2].length != 8 * GiB - 65536 || ext[2].status != 0)
+    die ("qemu:dirty-bitmap:live: %zu extents, not clean 8 GiB, dirty "
+         "64 KiB, clean the rest", n);
+
+  /* The filter: the bitmap alone, then both. */
+  len = htobe64 (16 * GiB);
+  memcpy (p, &len, 8);
+  v = htobe32 (2);
+  memcpy (p + 8, &v, 4);
+  send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 3, 0, 12, p, 12);
+  n = expect_context_status (3, 0, 2, true, ext, 8, "filter: the bitmap");
+  if (n != 3)
+    die ("filter: the bitmap: %zu extents", n);
+  v = htobe32 (1);
+  memcpy (p + 12, &v, 4);
+  send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 4, 0, 16, p, 16);
+  expect_context_status (4, 0, 1, false, ext, 8, "filter: both, first");
+  expect_context_status (4, 0, 2, true, ext, 8, "filter: both, second");
+  in_step ("block status of two contexts");
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -730,6 +808,7 @@ main (int argc, char *argv[])
     { "big-payload", mode_big_payload },
     { "compact-on-extended", mode_compact_on_extended },
     { "extended-on-compact", mode_extended_on_compact },
+    { "bitmaps", mode_bitmaps },
   };
 
   if (argc != 3) {

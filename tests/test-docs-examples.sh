@@ -12,7 +12,8 @@
 # How: each example runs with bash -e in a scratch directory holding
 # disk.img, image.raw and my.img, after these substitutions: HOST is
 # 127.0.0.1, 10809 a free port, /srv/ and /tmp/ scratch directories
-# (holding cd.iso and disk.img).  An example that starts a server
+# (holding cd.iso and disk.img), contrib/ the source tree's (and
+# "nbd-loopback ctl" runs as is).  An example that starts a server
 # (nbd-loopback or nbdkit) runs with no other server up; any other
 # runs while a reference server serves: for README.md, what
 # "./quickstart run" serves (its own command line, read from the
@@ -127,6 +128,8 @@ record_pidfile () { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac >> "$p
 nbd-loopback ()
 {
     local a extra=() pid=0 addr=0 next=
+    # The control client talks to a server the example started.
+    if [ "${1:-}" = ctl ]; then command nbd-loopback "$@"; return; fi
     for a; do
         case $a in
         --dump-config|--help|-h|--version|-V) command nbd-loopback "$@"; return ;;
@@ -314,7 +317,8 @@ for f in "$tmp"/blocks/*; do
     export port
     tail -n +2 "$f" |
         sed -e 's/\bHOST\b/127.0.0.1/g' -e "s/\\b10809\\b/$port/g" \
-            -e "s|/tmp/|$tmp/tmp/|g" -e "s|/srv/|$tmp/srv/|g" > "$tmp/example"
+            -e "s|/tmp/|$tmp/tmp/|g" -e "s|/srv/|$tmp/srv/|g" \
+            -e "s|\\bcontrib/|$abs_top_srcdir/contrib/|g" > "$tmp/example"
     cat "$tmp/prelude.sh" "$tmp/example" > "$tmp/run.sh"
     t0=$SECONDS
     set +e
