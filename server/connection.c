@@ -309,6 +309,13 @@ conn_hold_locked (struct connection *conn, int64_t delta)
 {
   conn->buffered += delta;
   __atomic_add_fetch (&total_held, delta, __ATOMIC_RELAXED);
+  /* Less held: a connection that stopped reading may go on.  Whatever
+   * the path (a reply sent by a worker or the loop, dropped, a request
+   * back), its loop looks at it (conn_check resumes it).
+   */
+  if (delta < 0 && conn->read_paused && !conn->phase_closing
+      && conn_under_limits_locked (conn))
+    loop_attention (conn->loop, conn);
 }
 
 uint64_t
@@ -380,11 +387,8 @@ conn_request_back (struct connection *conn, struct request *req,
   lock_or_abort (&conn->lock);
   check = request_back_locked (conn, req, reply);
   if (send_here && !conn->dead && conn->out_head == reply
-      && conn->ops->send_from_any_thread) {
+      && conn->ops->send_from_any_thread)
     flush_locked (conn);
-    /* What was sent no longer counts: reading may resume. */
-    check |= conn->read_paused && conn_under_limits_locked (conn);
-  }
   if (conn->out_head)
     conn->want_write = true;
   /* Wake the loop only when it has something to do. */
@@ -563,12 +567,6 @@ conn_check (struct connection *conn)
       conn_flush (conn);
       lock_or_abort (&conn->lock);
       pending = conn->out_head != NULL;
-      /* What was sent no longer counts: reading may resume. */
-      if (!resume && conn->read_paused && conn_under_limits_locked (conn)) {
-        resume = true;
-        if (conn->phase == PHASE_TRANSMISSION)
-          conn->read_paused = false;
-      }
       unlock_or_abort (&conn->lock);
     }
     if (conn->phase == PHASE_FINISHING && !pending && inflight == 0) {
