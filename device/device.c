@@ -444,6 +444,18 @@ device_is_dense (const struct device *dev)
     || atomic_load ((atomic_bool *) &dev->dense);
 }
 
+void
+device_outside_write_begin (struct device *dev)
+{
+  device_write_begin (dev);
+}
+
+void
+device_outside_write_end (struct device *dev)
+{
+  device_write_end (dev);
+}
+
 bool
 device_is_readonly (const struct device *dev)
 {

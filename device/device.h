@@ -87,6 +87,13 @@ extern int device_fd (const struct device *dev);
  * extent is data.
  */
 extern bool device_is_dense (const struct device *dev);
+
+/* Around writes to device_fd made outside this layer (io_uring), so
+ * that device_revalidate takes the mtime change for ours, as it does
+ * for the layer's own writes.
+ */
+extern void device_outside_write_begin (struct device *dev);
+extern void device_outside_write_end (struct device *dev);
 extern bool device_is_readonly (const struct device *dev);
 /* Opened O_SYNC: completed writes are already durable. */
 extern bool device_is_o_sync (const struct device *dev);

@@ -541,6 +541,7 @@ struct request {
   unsigned host_ops;            /* still in flight */
   int host_err;                 /* a read's first errno */
   bool write_failed;            /* a write failed or fell short */
+  struct device *writing;       /* io_uring writes to it in flight */
   int sync_err;                 /* the fdatasync's errno */
   struct uring_op {
     struct request *req;

@@ -174,6 +174,10 @@ op_back (struct uring *u, struct uring_op *op, int res)
   if (--req->host_ops == 0) {
     struct connection *conn = req->conn;
 
+    if (req->writing) {
+      device_outside_write_end (req->writing);
+      req->writing = NULL;
+    }
     if (req->type == NBD_CMD_READ)
       request_reads_done (req);
     else
@@ -336,6 +340,10 @@ uring_write (struct loop *loop, struct request *req)
     req->ops[n] = (struct uring_op) { .req = req, .kind = URING_SYNC };
   else if (n == 0)
     req->ops[0] = (struct uring_op) { .req = req, .kind = URING_NOP };
+  /* The file's mtime changes: let the device know it is us. */
+  req->writing = n > 0 ? req->conn->exp->dev : NULL;
+  if (req->writing)
+    device_outside_write_begin (req->writing);
   /* Linked: the sync starts once every write is done, and is
    * cancelled if one fails.
    */

@@ -115,7 +115,7 @@ stop_server
 # the file is checked while the server runs.  test-daemon-enospc.sh has
 # the failing host writes.
 for mode in "" noaiod; do
-    serve "commit=high${mode:+,$mode}"
+    serve "commit=high,rmvto=1${mode:+,$mode}"
     qemu-io -f raw -c 'write -P 0x33 4096 64k' -c 'write -P 0x44 1M 4k' \
         "$uri" | grep -q 'wrote 4096/4096'
     cmp <(head -c 65536 /dev/zero | tr '\0' '\063') \
@@ -131,5 +131,15 @@ for mode in "" noaiod; do
     else
         test "$(field uring_writes)" -ge 2     # write-back and sync linked
     fi
+    # Our own writes, io_uring's included, are not taken for another
+    # process changing the file when the export is looked at again
+    # after rmvto= (1 s here).
+    sleep 1.5
+    qemu-io -f raw -r -c 'read -P 0x44 1M 4k' "$uri" > /dev/null
+    stats
+    if grep -q 'changed behind our back' "$tmp/server.log"; then
+        fail "our own write-back was taken for a change by another process"
+    fi
+    test "$(field host_changes)" -eq 0
     stop_server
 done
