@@ -36,7 +36,9 @@
  * Every sector must hold the version of its newest durable write or a
  * newer one (a later write, acknowledged or not, may have reached the
  * disk); zeros only where no durable write covers it; anything else
- * is garbage.  Prints "figures: ..." and exits 1 on any loss.
+ * is garbage.  Prints "figures: ..." (volatile_lost: sectors whose
+ * newest acknowledged write was not durable and is not on the disk,
+ * what the power cut took) and exits 1 on any loss of a durable write.
  */
 #include <config.h>
 
@@ -336,11 +338,13 @@ check (const char *file, const char *log, uint64_t seed, const char *level)
   uint64_t size = 0, nsect = 0, acked = 0, durable_w = 0, flushes = 0;
   uint64_t top = 0;             /* the newest version acknowledged */
   int64_t *want = NULL;         /* newest durable version per sector */
+  int64_t *newest = NULL;       /* newest acknowledged version */
   /* Acknowledged writes not yet durable, to make so at a FLUSH. */
   struct w { uint64_t v, s; uint32_t n; } *pend = NULL;
   size_t npend = 0, apend = 0;
   uint8_t sec[SECTOR];
   uint64_t checked = 0, lost = 0, garbage = 0, newer = 0, zero_ok = 0;
+  uint64_t volatile_lost = 0;
   int fd;
   uint64_t i;
   bool ready = false;
@@ -376,7 +380,8 @@ check (const char *file, const char *log, uint64_t seed, const char *level)
       size = v;
       nsect = size / SECTOR;
       want = calloc (nsect, sizeof *want);
-      if (!want)
+      newest = calloc (nsect, sizeof *newest);
+      if (!want || !newest)
         die ("out of memory");
     }
     else if (sscanf (p, "P A %" SCNu64 " %" SCNu64 " %" SCNu32 " %d .",
@@ -385,6 +390,8 @@ check (const char *file, const char *log, uint64_t seed, const char *level)
         die ("bad line in %s: %s", log, line);
       top = v;
       ++acked;
+      for (i = s; i < s + n; ++i)
+        newest[i] = v;
       if (lv == HIGH || (lv == MEDIUM && fua)) {
         ++durable_w;
         for (i = s; i < s + n; ++i)
@@ -436,6 +443,11 @@ check (const char *file, const char *log, uint64_t seed, const char *level)
         fprintf (stderr, "power-client: sector %" PRIu64 ": garbage\n", i);
       continue;
     }
+    /* An acknowledged write that did not have to survive, and did
+     * not: what the power cut took (it shows the cut is real).
+     */
+    if (got < newest[i])
+      ++volatile_lost;
     if (want[i] == 0) {
       if (got == 0)
         ++zero_ok;
@@ -454,9 +466,12 @@ check (const char *file, const char *log, uint64_t seed, const char *level)
   close (fd);
   printf ("figures: level=%s acked=%" PRIu64 " flushes=%" PRIu64
           " durable=%" PRIu64 " sectors_checked=%" PRIu64
-          " newer=%" PRIu64 " lost=%" PRIu64 " garbage=%" PRIu64 "\n",
-          level, acked, flushes, durable_w, checked, newer, lost, garbage);
+          " newer=%" PRIu64 " lost=%" PRIu64 " garbage=%" PRIu64
+          " volatile_lost=%" PRIu64 "\n",
+          level, acked, flushes, durable_w, checked, newer, lost, garbage,
+          volatile_lost);
   free (want);
+  free (newest);
   free (pend);
   return lost || garbage ? 1 : 0;
 }

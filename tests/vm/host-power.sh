@@ -81,6 +81,7 @@ vm_host_request ()
 }
 
 total_acked=0 total_durable=0 total_checked=0 total_lost=0 total_garbage=0
+total_volatile=0
 failed=0
 for (( c = 0; c < cycles; ++c )); do
     level=${levels[c % 4]}
@@ -134,8 +135,10 @@ for (( c = 0; c < cycles; ++c )); do
     total_checked=$(( total_checked + $(get sectors_checked) ))
     total_lost=$(( total_lost + $(get lost) ))
     total_garbage=$(( total_garbage + $(get garbage) ))
+    total_volatile=$(( total_volatile + $(get volatile_lost) ))
 done
 echo "figures: power cuts: frontend=$frontend cycles=$cycles acked=$total_acked" \
      "durable=$total_durable sectors_checked=$total_checked" \
-     "lost=$total_lost garbage=$total_garbage failed_cycles=$failed"
+     "lost=$total_lost garbage=$total_garbage failed_cycles=$failed" \
+     "volatile_lost=$total_volatile"
 test "$failed" -eq 0 || fail "$failed of $cycles power cuts lost durable writes"
