@@ -16,6 +16,9 @@
 #   medium    FUA writes and writes acknowledged before a FLUSH
 #   low-sync  the same, with the host file opened O_SYNC (commit=low)
 #   none      FUA not advertised: writes before a FLUSH
+# high, medium and none open the host file with async (no O_SYNC, the
+# default being sync), so that only the server's fdatasync makes
+# anything durable.
 # delwri=30 keeps plain writes in the cache for the whole run.  One
 # boot per cycle, the levels in turn; $vm_power_cycles cycles (LONG=1:
 # 200, NBDL_VM_POWER_CYCLES=N: N).  The figures of each cycle and
@@ -88,7 +91,7 @@ for (( c = 0; c < cycles; ++c )); do
     seed=$(( (RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM ))
     case $level in
     low-sync) lopts="sync,fd=@FILE@" commit=low ;;
-    *) lopts="fd=@FILE@" commit=$level ;;
+    *) lopts="async,fd=@FILE@" commit=$level ;;
     esac
     blk="cache=4m,commit=$commit,delwri=30"
     if [ "$frontend" = plugin ]; then
