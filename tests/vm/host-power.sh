@@ -19,6 +19,9 @@
 # high, medium and none open the host file with async (no O_SYNC, the
 # default being sync), so that only the server's fdatasync makes
 # anything durable.
+# What the guest's kernel wrote to the virtual disk without a flush
+# survives too (QEMU wrote it into the host's page cache): the cut
+# takes the guest's memory, not a disk's volatile write cache.
 # delwri=30 keeps plain writes in the cache for the whole run.  One
 # boot per cycle, the levels in turn; $vm_power_cycles cycles (LONG=1:
 # 200, NBDL_VM_POWER_CYCLES=N: N).  The figures of each cycle and
