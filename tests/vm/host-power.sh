@@ -135,7 +135,6 @@ for (( c = 0; c < cycles; ++c )); do
     fi
     f=$(grep '^figures:' "$tmp/check.log") || fail "cycle $(( c + 1 )): no figures from the checker"
     get () { echo "$f" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
-    test "$(get acked)" -gt 0 || fail "cycle $(( c + 1 )): no write was acknowledged before the cut"
     total_acked=$(( total_acked + $(get acked) ))
     total_durable=$(( total_durable + $(get durable) ))
     total_checked=$(( total_checked + $(get sectors_checked) ))
@@ -148,3 +147,5 @@ echo "figures: power cuts: frontend=$frontend cycles=$cycles acked=$total_acked"
      "lost=$total_lost garbage=$total_garbage failed_cycles=$failed" \
      "volatile_lost=$total_volatile"
 test "$failed" -eq 0 || fail "$failed of $cycles power cuts lost durable writes"
+# A cut can come before the first reply on a slow host, not every time.
+test "$total_acked" -gt 0 || fail "no write was acknowledged before any of the power cuts"
