@@ -5,7 +5,7 @@
 # an fdatasync on the host).  power-client writes to it with FUA and
 # FLUSH and records each reply on the console, until the host cuts the
 # power (SIGKILL of QEMU) at a random moment after "P READY".
-# Parameters: SERVER (the command line, with @FILE@ and @SOCK@),
+# Parameters: SERVER (the command line, with @FILE@, @SOCK@, @PID@),
 # EXPORT, EXPORT_SIZE, SEED.
 mkdir -p /mnt/d
 mount -t ext4 /dev/vda /mnt/d || fail "mount /dev/vda"
@@ -14,12 +14,14 @@ sock=/tmp/nbd.sock
 truncate -s "$EXPORT_SIZE" "$file" || fail "truncate $file"
 # The empty file itself is durable before the server starts.
 sync
-cmd=$(echo "$SERVER" | sed "s|@FILE@|$file|g; s|@SOCK@|$sock|g")
+pidfile=/tmp/server.pid
+cmd=$(echo "$SERVER" | sed "s|@FILE@|$file|g; s|@SOCK@|$sock|g; s|@PID@|$pidfile|g")
 step "server: $cmd"
 $cmd > /tmp/server.log 2>&1 &
 spid=$!
 n=0
-until [ -S "$sock" ]; do
+# The pidfile is written once the server accepts connections.
+until [ -s "$pidfile" ]; do
     n=$((n + 1))
     if [ "$n" -ge 600 ] || ! kill -0 "$spid" 2>/dev/null; then
         cat /tmp/server.log

@@ -49,7 +49,7 @@ vm_copy_prog "$root" "$client" /opt/power/power-client
 case $frontend in
 daemon)
     vm_copy_prog "$root" "$(command -v nbd-loopback)" /opt/power/nbd-loopback
-    server="/opt/power/nbd-loopback -f -U @SOCK@"
+    server="/opt/power/nbd-loopback -f -U @SOCK@ -P @PID@"
     export=lo0
     ;;
 plugin)
@@ -57,7 +57,7 @@ plugin)
         skip "an ASan plugin: nbdkit in the guest would need the runtime preloaded"
     vm_copy_prog "$root" "$(command -v nbdkit)" /usr/sbin/nbdkit
     vm_copy_prog "$root" "$loopback_plugin" /opt/power/plugin.so
-    server="/usr/sbin/nbdkit -f -U @SOCK@ /opt/power/plugin.so"
+    server="/usr/sbin/nbdkit -f -U @SOCK@ -P @PID@ /opt/power/plugin.so"
     export=lo0
     ;;
 esac
