@@ -67,11 +67,16 @@ vm_cpio=("$tmp/power.cpio.gz")
 img="$tmp/vda.img"
 # A boot that fails ends the test from inside vm_run: its output (kept
 # in run.log, without the client's records) is shown at exit.
+# The exit can come while vm_run's output still goes to run.log: the
+# test's own output is kept as fd 3.
+exec 3>&1
 power_show_run ()
 {
     test -s "$tmp/run.log" || return 0
-    echo "--- the failed boot (the client's P A lines left out):"
-    grep -v '^P A ' "$tmp/run.log" | tail -n 100
+    {
+        echo "--- the failed boot (the client's P A lines left out):"
+        grep -v '^P A ' "$tmp/run.log" | tail -n 100
+    } >&3
 }
 cleanup_fn power_show_run
 levels=(high medium low-sync none)
