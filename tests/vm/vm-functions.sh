@@ -28,7 +28,16 @@
 #                            $vm_cpio are unpacked into its root, and
 #                            $vm_qemu_args are added to QEMU's options;
 #                            without vm_net the guest has no network;
-#                            QEMU's own PID is in $vm_qemu_pidfile
+#                            QEMU's own PID is in $vm_qemu_pidfile;
+#                            after vm_power_cut it returns 0 without
+#                            a result line
+#   vm_power_cut             SIGKILL QEMU itself (from vm_host_request):
+#                            the guest's memory is gone at once, as in
+#                            a power cut
+#   vm_copy_prog DEST PROG [AS]
+#                            PROG and the shared libraries ldd names
+#                            into the tree DEST (PROG as DEST/AS), for
+#                            an archive in $vm_cpio
 #
 # Every process is started here by PID and ended at exit; the namespace
 # is deleted at exit.  The guest asks the host for actions with console
@@ -265,6 +274,7 @@ vm_run ()
     cat "$vm_imgdir/base.cpio.gz" "${vm_cpio[@]}" "$d/extra.cpio.gz" > "$d/initrd.gz"
     vm_console="$tmp/console.log"
     : > "$vm_console"
+    vm_cut=0
     start=$SECONDS
     # mitigations=off: no page-table switch on every system call and
     # interrupt, which software emulation pays for dearly.
@@ -318,11 +328,43 @@ vm_run ()
         echo "vm: $script passed in $vm_elapsed s"
         return 0
     fi
+    if [ "$vm_cut" = 1 ]; then
+        # timeout reports its child's SIGKILL as 128 + 9.
+        test "$status" -eq 137 ||
+            fail "$script: QEMU exited with status $status after the power cut"
+        line=$(tr -d '\r' < "$vm_console" | grep -m1 '^VMTEST: FAIL' || :)
+        test -z "$line" || fail "$script: before the power cut: $line"
+        echo "vm: $script: power cut after $vm_elapsed s"
+        return 0
+    fi
     if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
         fail "$script: the guest did not finish within $bound s"
     fi
     line=$(tr -d '\r' < "$vm_console" | grep -m1 '^VMTEST: FAIL' || :)
     fail "$script: ${line:-no result from the guest (QEMU status $status)}"
+}
+
+vm_power_cut ()
+{
+    local pid
+    pid=$(cat "$vm_qemu_pidfile" 2>/dev/null || :)
+    test -n "$pid" || fail "no QEMU PID in $vm_qemu_pidfile"
+    # A guest that already powered off (after a failure) was not cut.
+    vm_cut=1
+    kill -KILL "$pid" 2>/dev/null || vm_cut=0
+}
+
+vm_copy_prog ()
+{
+    local dest=$1 path=$2 as=${3:-$2} lib
+    mkdir -p "$dest$(dirname "$as")"
+    # Without debugging information: a smaller archive to unpack.
+    objcopy --strip-debug "$path" "$dest$as" 2>/dev/null || cp -L "$path" "$dest$as"
+    while read -r lib; do
+        [ -e "$dest$lib" ] && continue
+        mkdir -p "$dest$(dirname "$lib")"
+        cp -L "$lib" "$dest$lib"
+    done < <(ldd "$path" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p')
 }
 
 # What the server logged about the kernel client's requests (the
