@@ -57,6 +57,36 @@ release_blocks (struct cache_export *exp, struct block **blocks, unsigned n)
   }
 }
 
+/* The end of a read's walk over its blocks (shard held): count the
+ * request, note it for read-ahead, and return 1 if every block was
+ * resident, else 2 with *iop describing the n blocks to fill.
+ */
+static int
+read_walked (struct cache_export *exp, struct shard **held, uint64_t last,
+             uint64_t offset, uint64_t count, struct cache_io *io,
+             unsigned n, char *dest, struct cache_io **iop)
+{
+  struct shard *s = shard_of (exp, last);
+
+  hold_shard (held, s);
+  EXP_SHARD (exp, s)->read_requests++;
+  EXP_SHARD (exp, s)->read_bytes += count;
+  release_shard (held);
+  readahead_note (exp, offset, count);
+  if (n == 0) {
+    free (io);
+    return 1;
+  }
+  io->exp = exp;
+  io->kind = IO_KIND_READ;
+  io->offset = offset;
+  io->count = count;
+  io->dest = dest;
+  io->n = n;
+  *iop = io;
+  return 2;
+}
+
 int
 cache_read_start (struct cache_export *exp, void *buf, uint64_t count,
                   uint64_t offset, struct cache_io **iop)
@@ -114,26 +144,7 @@ cache_read_start (struct cache_export *exp, void *buf, uint64_t count,
     b->busy |= BUSY_READ;
     io->blocks[n++] = b;
   }
-  {
-    struct shard *s = shard_of (exp, last);
-    hold_shard (&held, s);
-    EXP_SHARD (exp, s)->read_requests++;
-    EXP_SHARD (exp, s)->read_bytes += count;
-  }
-  release_shard (&held);
-  readahead_note (exp, offset, count);
-  if (n == 0) {
-    free (io);
-    return 1;
-  }
-  io->exp = exp;
-  io->kind = IO_KIND_READ;
-  io->offset = offset;
-  io->count = count;
-  io->dest = dest;
-  io->n = n;
-  *iop = io;
-  return 2;
+  return read_walked (exp, &held, last, offset, count, io, n, dest, iop);
 }
 
 /* The walk of cache_read_pinned and cache_read_start_pinned: pin
@@ -218,28 +229,10 @@ pinned_walk (struct cache_export *exp, uint64_t count, uint64_t offset,
     __atomic_add_fetch (&b->pins, 1, __ATOMIC_RELAXED);
     pins[np++] = (struct cache_pin *) b;
   }
-  {
-    struct shard *s = shard_of (exp, last);
-    hold_shard (&held, s);
-    EXP_SHARD (exp, s)->read_requests++;
-    EXP_SHARD (exp, s)->read_bytes += count;
-  }
-  release_shard (&held);
-  readahead_note (exp, offset, count);
   *niov = ni;
   *npins = np;
-  if (n == 0) {
-    free (io);
-    return 1;
-  }
-  io->exp = exp;
-  io->kind = IO_KIND_READ;
-  io->offset = offset;
-  io->count = count;
-  io->dest = NULL;              /* the reply is sent from the blocks */
-  io->n = n;
-  *iop = io;
-  return 2;
+  /* No dest: the reply is sent from the blocks. */
+  return read_walked (exp, &held, last, offset, count, io, n, NULL, iop);
 
  give_up:
   /* Blocks taken are dropped (orphans while pinned: the unpin frees

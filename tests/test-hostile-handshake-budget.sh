@@ -52,9 +52,8 @@ for (( i = 0; i < 20; ++i )); do
         > "$tmp/server.log" 2>&1 &
     server_pid=$!
     cleanup_fn kill_pid $server_pid
-    up () { nbdinfo --size "nbd://[::1]:$port/lo0" ||
-            ! kill -0 $server_pid 2>/dev/null; }
-    wait_for 30 up
+    wait_for 30 answers_or_gone $server_pid \
+        nbdinfo --size "nbd://[::1]:$port/lo0"
     kill -0 $server_pid 2>/dev/null && break
 done
 hostile-client hold tcp:127.0.0.1:$port $n 12 > "$tmp/hold.out" &

@@ -4,8 +4,7 @@
 # own "! cmd" never stops the script (bash ignores -e for a negated
 # command), so it asserts nothing.  Write "cmd && fail ..." or
 # "if cmd; then fail ...; fi".  A "!" that is part of a list ("! cmd ||
-# fail ...") or the last command of a function or group (its status
-# is the result), or of a while/if condition, is fine.  This check fails on a bare one, naming it.
+# fail ...") or the last command of a while/if condition is fine.  This check fails on a bare one, naming it.
 source ./functions.sh
 set -e
 
@@ -15,7 +14,7 @@ files=$(ls tests/*.sh tests/*.sh.in tests/vm/*.sh bench/run 2>/dev/null)
 test -n "$files" || fail "no shell tests found under $abs_top_srcdir"
 perl -ne '
     BEGIN { $bad = 0 }
-    if (/^\s*!\s/ && !/\|\||&&/ && !/\\\s*$/ && !/\}\s*$/ &&
+    if (/^\s*!\s/ && !/\|\||&&/ && !/\\\s*$/ &&
         !/;\s*(do|then)\s*$/) {
         print "$ARGV:$.: a bare \"! cmd\" asserts nothing under set -e: $_";
         $bad++;

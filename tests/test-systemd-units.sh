@@ -115,9 +115,8 @@ for (( i = 0; i < 20; ++i )); do
     cleanup_fn kill_pid $activator
     # systemd-socket-activate binds before it forks: it either listens
     # or has exited.
-    up () { nbdinfo --size "nbd://127.0.0.1:$port/lo1" ||
-            ! kill -0 $activator 2>/dev/null; }
-    wait_for 30 up
+    wait_for 30 answers_or_gone $activator \
+        nbdinfo --size "nbd://127.0.0.1:$port/lo1"
     kill -0 $activator 2>/dev/null && break
 done
 nbdinfo --size "nbd://127.0.0.1:$port/lo1" | grep -qx 16777216
