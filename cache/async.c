@@ -107,11 +107,7 @@ cache_read_start (struct cache_export *exp, void *buf, uint64_t count,
 
   first = offset / CACHE_BLOCK_SIZE;
   last = (offset + count - 1) / CACHE_BLOCK_SIZE;
-  io = malloc (sizeof *io + (last - first + 1)
-               * (sizeof io->blocks[0] + sizeof io->iov[0]));
-  if (io == NULL)
-    return -1;
-  io->iov = (struct iovec *) &io->blocks[last - first + 1];
+  io = NULL;                    /* made at the first miss: a hit needs none */
 
   for (uint64_t idx = first; idx <= last; idx++) {
     uint32_t lo, hi;
@@ -129,6 +125,17 @@ cache_read_start (struct cache_export *exp, void *buf, uint64_t count,
       block_reference (s, b);
       EXP_SHARD (exp, s)->hits++;
       continue;
+    }
+    if (io == NULL) {
+      uint64_t left = last - idx + 1;
+
+      io = malloc (sizeof *io + left * (sizeof io->blocks[0]
+                                        + sizeof io->iov[0]));
+      if (io == NULL) {
+        release_shard (&held);
+        return -1;
+      }
+      io->iov = (struct iovec *) &io->blocks[left];
     }
     if (b == NULL)
       b = block_alloc (s, exp, idx);

@@ -472,16 +472,25 @@ int
 cache_read (struct cache_export *exp, void *buf, uint64_t count,
             uint64_t offset)
 {
+  struct cache_io *io;
   int r;
 
   if (check_range (exp, count, offset, EINVAL) == -1)
     return -1;
   if (count == 0)
     return 0;
-  /* Hits first: one lock per group of blocks, nothing to set up. */
-  r = cache_read_nowait (exp, buf, count, offset);
+  /* The asynchronous path, run to its end in this thread: one walk
+   * copies the hits and takes the missing blocks, then one host read
+   * per run fills them straight.
+   */
+  r = cache_read_start (exp, buf, count, offset, &io);
+  if (r == 2)
+    r = cache_io_run (io) == -1 ? -1 : 1;
   if (r != 0)
     return r == 1 ? 0 : -1;
+  /* What that path does not take in stride (blocks being filled by
+   * someone else, part-valid blocks, a full cache, revalidation due).
+   */
   revalidate_if_idle (exp);
   if (read_range (exp, buf, count, offset) == -1)
     return -1;
@@ -745,6 +754,7 @@ int
 cache_write (struct cache_export *exp, const void *buf, uint64_t count,
              uint64_t offset, unsigned flags)
 {
+  struct cache_io *io;
   int r;
 
   if (exp->be.readonly) {
@@ -755,8 +765,13 @@ cache_write (struct cache_export *exp, const void *buf, uint64_t count,
     return -1;
   if (count == 0)
     return 0;
-  /* A delayed write into resident blocks needs no more. */
-  r = cache_write_nowait (exp, buf, count, offset, flags);
+  /* The asynchronous path, run in this thread: into the blocks, then
+   * (for a write the commit level makes durable) written back from
+   * them.
+   */
+  r = cache_write_start (exp, buf, count, offset, flags, &io);
+  if (r == 2)
+    r = cache_io_run (io) == -1 ? -1 : 1;
   if (r != 0)
     return r == 1 ? 0 : -1;
   revalidate_if_idle (exp);
