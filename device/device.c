@@ -15,9 +15,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <linux/fs.h>
@@ -283,6 +285,8 @@ device_probe (const struct export_config *ec, struct device_info *info)
 static void
 free_device (struct device *dev)
 {
+  if (dev->direct_fd >= 0)
+    close (dev->direct_fd);
   if (dev->fd >= 0)
     close (dev->fd);
   pthread_mutex_destroy (&dev->seek_lock);
@@ -313,6 +317,77 @@ device_check_distinct (const struct export_config *ec, size_t n)
   return 0;
 }
 
+/* direct: a second descriptor of the same file (reopened through
+ * /proc, so a file renamed over the path meanwhile is not the one
+ * opened) with O_DIRECT, used for the transfers it can take
+ * (device_direct_fd), unless nodirect was given.  The alignment is what the file system accepts:
+ * 512 bytes where a sector-sized read at a sector offset works (most
+ * disks), else DEVICE_DIRECT_ALIGN.  File systems without O_DIRECT
+ * (ramfs) refuse the open or the aligned read: host I/O then goes
+ * through the page cache as with nodirect, and the log says so (a
+ * warning if direct was asked for).
+ */
+static void
+open_direct (struct device *dev, bool asked)
+{
+  char path[64];
+  const char *why;
+  int fd, err;
+  void *buf = NULL;
+  ssize_t r = 0;
+
+  snprintf (path, sizeof path, "/proc/self/fd/%d", dev->fd);
+  fd = open (path, (dev->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_DIRECT
+             | (dev->sync ? O_SYNC : 0));
+  dev->direct_align = DEVICE_DIRECT_ALIGN;
+  if (fd >= 0 && dev->info.host_size >= DEVICE_DIRECT_ALIGN) {
+    if (posix_memalign (&buf, DEVICE_DIRECT_ALIGN, DEVICE_DIRECT_ALIGN) != 0)
+      buf = NULL;
+    if (buf && pread (fd, buf, 512, 512) == 512)
+      dev->direct_align = 512;
+    else
+      r = buf ? pread (fd, buf, DEVICE_DIRECT_ALIGN, 0) : -1;
+    free (buf);
+  }
+  if (fd == -1 || r == -1) {
+    err = errno;
+    if (fd >= 0)
+      close (fd);
+    errno = err;
+    why = err == EINVAL ? "the file system does not support O_DIRECT"
+      : "cannot use O_DIRECT";
+    if (asked)
+      log_warning ("%s: %s: direct: %s: %m; host I/O goes through the page "
+                   "cache", dev->name, dev->path, why);
+    else
+      log_info ("%s: %s: %s: %m; host I/O goes through the page cache",
+                dev->name, dev->path, why);
+    return;
+  }
+  dev->direct_fd = fd;
+}
+
+int
+device_direct_fd (const struct device *dev, const struct iovec *iov,
+                  int iovcnt, uint64_t offset)
+{
+  const uintptr_t mask = dev->direct_align - 1;
+
+  if (dev->direct_fd < 0 || (offset & mask) != 0)
+    return dev->fd;
+  for (int i = 0; i < iovcnt; i++)
+    if (((uintptr_t) iov[i].iov_base & mask) != 0
+        || (iov[i].iov_len & mask) != 0)
+      return dev->fd;
+  return dev->direct_fd;
+}
+
+bool
+device_is_direct (const struct device *dev)
+{
+  return dev->direct_fd >= 0;
+}
+
 struct device *
 device_open (const struct export_config *ec)
 {
@@ -329,7 +404,7 @@ device_open (const struct export_config *ec)
     log_error ("%s: %s: calloc: %m", label (ec), ec->path);
     return NULL;
   }
-  dev->fd = -1;
+  dev->fd = dev->direct_fd = -1;
   pthread_mutex_init (&dev->seek_lock, NULL);
   pthread_mutex_init (&dev->state_lock, NULL);
   dev->name = strdup (label (ec));
@@ -382,6 +457,9 @@ device_open (const struct export_config *ec)
   if (probe_fd (ec, dev->fd, &fst, &dev->info) == -1)
     goto err;
 
+  if (ec->direct != DIRECT_OFF)
+    open_direct (dev, ec->direct == DIRECT_ON);
+
   dev->st_dev = fst.st_dev;
   dev->st_ino = fst.st_ino;
   dev->host_size = dev->info.host_size;
@@ -389,10 +467,13 @@ device_open (const struct export_config *ec)
   dev->writes_done_seen = 0;
   atomic_store (&dev->dense, fully_allocated (&fst));
 
-  log_debug ("%s: %s: opened %s%s, size %" PRIu64 ", blksz %" PRIu32
+  log_debug ("%s: %s: opened %s%s%s, size %" PRIu64 ", blksz %" PRIu32
              " (probed %" PRIu32 ", preferred %" PRIu32 "), %s I/O",
              dev->name, dev->path, dev->readonly ? "ro" : "rw",
-             dev->sync ? " sync" : "", dev->info.size, dev->info.blksz,
+             dev->sync ? " sync" : "",
+             dev->direct_fd < 0 ? "" : dev->direct_align == 512
+             ? " direct (512-byte aligned)" : " direct (4096-byte aligned)",
+             dev->info.size, dev->info.blksz,
              dev->info.probed_blksz, dev->info.preferred_blksz,
              dev->info.positional ? "positional" : "seek");
   return dev;

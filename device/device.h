@@ -82,6 +82,20 @@ extern const char *device_name (const struct device *dev);   /* "lo0" */
  * it (io_uring), positional devices only.
  */
 extern int device_fd (const struct device *dev);
+/* With the direct option, host I/O bypasses the page cache where the
+ * transfer allows it: every buffer and length, and the offset,
+ * multiples of what the file system asks for (512 bytes, or at most
+ * DEVICE_DIRECT_ALIGN).  device_direct_fd returns the
+ * descriptor for such a transfer (the O_DIRECT one when it qualifies,
+ * else device_fd); device_is_direct says whether the option is in
+ * force (false where the file system refused O_DIRECT).
+ */
+#define DEVICE_DIRECT_ALIGN 4096
+struct iovec;
+extern int device_direct_fd (const struct device *dev,
+                             const struct iovec *iov, int iovcnt,
+                             uint64_t offset);
+extern bool device_is_direct (const struct device *dev);
 /* No holes to report right now (a block device, or a file fully
  * allocated when last looked at, with none punched since): every
  * extent is data.

@@ -24,6 +24,8 @@ struct device {
   char *name;                   /* "lo0"; never NULL */
   char *path;                   /* fd=PATH as typed */
   int fd;
+  int direct_fd;                /* direct: the same file opened O_DIRECT, or -1 */
+  uint32_t direct_align;        /* what its transfers must be multiples of */
   bool readonly;                /* opened O_RDONLY: writes fail with EPERM */
   bool sync;                    /* opened O_SYNC: flush is a no-op */
   struct device_info info;      /* immutable after device_open */

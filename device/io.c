@@ -62,22 +62,45 @@ check_range (struct device *dev, const char *what, uint64_t offset,
   return 0;
 }
 
-/* Transfer all of count bytes, with the file offset already in place
- * for seek mode.  A read reaching the end of the host file is EIO.
+/* The descriptor for a transfer of iov at offset, and in seek mode its
+ * file offset put in place when it is not the one used last (*cur).
+ * The O_DIRECT descriptor is chosen afresh for every attempt: the rest
+ * of a short transfer may no longer be aligned.
+ */
+static int
+pick_fd (struct device *dev, const struct iovec *iov, int iovcnt,
+         uint64_t offset, int *cur)
+{
+  int fd = device_direct_fd (dev, iov, iovcnt, offset);
+
+  if (!dev->info.positional && fd != *cur
+      && lseek (fd, offset, SEEK_SET) == -1)
+    return -1;
+  *cur = fd;
+  return fd;
+}
+
+/* Transfer all of count bytes, with the file offset of dev->fd already
+ * in place for seek mode.  A read reaching the end of the host file is
+ * EIO.
  */
 static int
 transfer (struct device *dev, bool is_write, void *buf, size_t count,
           uint64_t offset)
 {
   char *p = buf;
+  int cur = dev->fd, fd;
   ssize_t r;
 
   while (count > 0) {
+    fd = pick_fd (dev, &(struct iovec) { p, count }, 1, offset, &cur);
+    if (fd == -1)
+      return -1;
     if (dev->info.positional)
-      r = is_write ? pwrite (dev->fd, p, count, offset)
-        : pread (dev->fd, p, count, offset);
+      r = is_write ? pwrite (fd, p, count, offset)
+        : pread (fd, p, count, offset);
     else
-      r = is_write ? write (dev->fd, p, count) : read (dev->fd, p, count);
+      r = is_write ? write (fd, p, count) : read (fd, p, count);
     if (r == -1) {
       if (errno == EINTR)
         continue;
@@ -137,7 +160,7 @@ device_preadv (struct device *dev, const struct iovec *iov, int iovcnt,
   struct iovec *cur = v;
   uint64_t count = 0, start = offset;
   ssize_t r;
-  int n = iovcnt;
+  int n = iovcnt, last_fd, fd;
 
   if (iovcnt <= 0 || iovcnt > DEVICE_IOV_MAX) {
     errno = EINVAL;
@@ -154,9 +177,13 @@ device_preadv (struct device *dev, const struct iovec *iov, int iovcnt,
     if (lseek (dev->fd, offset, SEEK_SET) == -1)
       goto fail;
   }
+  last_fd = dev->fd;
   while (n > 0) {
-    r = dev->info.positional ? preadv (dev->fd, cur, n, offset)
-      : readv (dev->fd, cur, n);
+    fd = pick_fd (dev, cur, n, offset, &last_fd);
+    if (fd == -1)
+      goto fail;
+    r = dev->info.positional ? preadv (fd, cur, n, offset)
+      : readv (fd, cur, n);
     if (r == -1) {
       if (errno == EINTR)
         continue;

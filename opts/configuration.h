@@ -19,6 +19,8 @@ enum access_mode { ACCESS_RW, ACCESS_RO };
 enum sync_mode { SYNC_SYNC, SYNC_ASYNC };
 enum deny_mode { DENY_NO, DENY_RD, DENY_WR, DENY_RW };
 enum io_mode { IO_PROBE, IO_XTYPE, IO_SEEK };
+/* DIRECT_AUTO: O_DIRECT where the file system has it, quietly. */
+enum direct_mode { DIRECT_AUTO, DIRECT_ON, DIRECT_OFF };
 enum commit_level { COMMIT_NONE, COMMIT_LOW, COMMIT_MEDIUM, COMMIT_HIGH };
 
 /* One fd= target, with the order-dependent modes in force where it
@@ -36,6 +38,7 @@ struct export_config {
   uint32_t blksz_max;
   uint32_t heads;
   uint32_t tracks;
+  enum direct_mode direct;      /* direct, nodirect: the page cache or not */
   uint32_t cbt;                 /* cbt=: tracking granularity; 0 = off */
   char *cbtdir;                 /* cbtdir=: sidecar directory; NULL = beside */
   char *cbt_image;              /* cbt: path, made absolute at parse time */

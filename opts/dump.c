@@ -36,6 +36,9 @@ dump_export (const struct export_config *ec, FILE *fp, bool probed,
   fprintf (fp, "%s.sync=%s\n", ec->name, sync_mode_name (ec->sync));
   fprintf (fp, "%s.deny=%s\n", ec->name, deny_mode_name (ec->deny));
   fprintf (fp, "%s.io=%s\n", ec->name, io_mode_name (ec->io));
+  fprintf (fp, "%s.direct=%s\n", ec->name,
+           ec->direct == DIRECT_AUTO ? "auto"
+           : ec->direct == DIRECT_ON ? "yes" : "no");
   fprintf (fp, "%s.blksz=%" PRIu32 "\n", ec->name, blksz);
   if (probed)
     fprintf (fp, "%s.preferred=%" PRIu32 "\n", ec->name, preferred);

@@ -114,7 +114,7 @@ lo_mode (struct opts *o, const struct opt_def *def, const char *value,
 {
   static const struct {
     const char *name;
-    int field;                  /* 0 access, 1 sync, 2 deny, 3 io */
+    int field;                  /* 0 access, 1 sync, 2 deny, 3 io, 4 direct */
     int mode;
   } modes[] = {
     { "rw", 0, ACCESS_RW }, { "ro", 0, ACCESS_RO },
@@ -122,6 +122,7 @@ lo_mode (struct opts *o, const struct opt_def *def, const char *value,
     { "denyno", 2, DENY_NO }, { "denyrd", 2, DENY_RD },
     { "denywr", 2, DENY_WR }, { "denyrw", 2, DENY_RW },
     { "seek", 3, IO_SEEK }, { "xtype", 3, IO_XTYPE },
+    { "direct", 4, DIRECT_ON }, { "nodirect", 4, DIRECT_OFF },
   };
 
   for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
@@ -132,6 +133,7 @@ lo_mode (struct opts *o, const struct opt_def *def, const char *value,
     case 1: o->current.sync = modes[i].mode; break;
     case 2: o->current.deny = modes[i].mode; break;
     case 3: o->current.io = modes[i].mode; break;
+    case 4: o->current.direct = modes[i].mode; break;
     }
     return 0;
   }

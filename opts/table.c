@@ -74,6 +74,13 @@ const struct opt_def opts_table[] = {
   { "cbtdir", LO, SCOPE_ORDER, 1, "cbtdir=[DIR]",
     "keep the tracking files of later fd= in DIR; empty = beside the file",
     lo_cbt, SLOT_NONE },
+  { "direct", LO, SCOPE_ORDER, 0, "direct",
+    "host I/O of later fd= bypasses the page cache (O_DIRECT), or warn",
+    lo_mode, SLOT_NONE },
+  { "nodirect", LO, SCOPE_ORDER, 0, "nodirect",
+    "host I/O of later fd= through the page cache (default: O_DIRECT "
+    "where the file system has it)",
+    lo_mode, SLOT_NONE },
 
   /* blk: the cache and the server */
   { "cache", BLK, SCOPE_BLK, 1, "cache=SIZE[:HASH]",

@@ -71,15 +71,18 @@ static bool
 prep_op (struct uring *u, struct uring_op *op, bool link)
 {
   struct io_uring_sqe *sqe = io_uring_get_sqe (&u->ring);
-  int fd = op->req->conn->exp->uring_fd;
+  struct export *exp = op->req->conn->exp;
+  int fd = exp->uring_fd;
 
   if (sqe == NULL)
     return false;
   switch (op->kind) {
   case URING_READ:
+    fd = device_direct_fd (exp->dev, op->iov, op->niov, op->offset);
     io_uring_prep_readv (sqe, fd, op->iov, op->niov, op->offset);
     break;
   case URING_WRITE:
+    fd = device_direct_fd (exp->dev, op->iov, op->niov, op->offset);
     io_uring_prep_writev (sqe, fd, op->iov, op->niov, op->offset);
     break;
   case URING_SYNC:

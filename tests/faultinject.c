@@ -345,9 +345,20 @@ decide (int fd, unsigned kind, const char *call, uint64_t offset,
   return action;
 }
 
+/* The length of a short transfer: half of count.  On an O_DIRECT
+ * descriptor a short transfer is still a whole number of sectors (as
+ * at the end of a file), so it is rounded down to 512 bytes; a single
+ * sector is not shortened.
+ */
 static size_t
-half (size_t count)
+half (int fd, size_t count)
 {
+  int flags = fcntl (fd, F_GETFL);
+
+  if (flags != -1 && (flags & O_DIRECT)) {
+    size_t h = count / 2 / 512 * 512;
+    return h ? h : count;
+  }
   return count > 1 ? count / 2 : count;
 }
 
@@ -430,7 +441,7 @@ journal_write (int fd, uint64_t offset, const struct iovec *iov, int n,
       return -1;                                                        \
     }                                                                   \
     if (a == 0)                                                         \
-      count = half (count);                                             \
+      count = half (fd, count);                                         \
     r = real_##name (fd, buf, count, offset);                           \
     if ((kind) & K_WRITE) {                                             \
       struct iovec v = { (void *) buf, count };                         \
@@ -456,9 +467,9 @@ iov_bytes (const struct iovec *iov, int n)
 
 /* A short vectored transfer: only the first half of the bytes. */
 static int
-iov_half (const struct iovec *iov, int n, struct iovec *out)
+iov_half (int fd, const struct iovec *iov, int n, struct iovec *out)
 {
-  size_t want = half (iov_bytes (iov, n)), m = 0;
+  size_t want = half (fd, iov_bytes (iov, n)), m = 0;
 
   for (int i = 0; i < n && want > 0; i++) {
     out[m] = iov[i];
@@ -485,7 +496,7 @@ iov_half (const struct iovec *iov, int n, struct iovec *out)
     }                                                                   \
     if (a == 0) {                                                       \
       struct iovec *h = alloca (n * sizeof *h);                         \
-      int m = iov_half (iov, n, h);                                     \
+      int m = iov_half (fd, iov, n, h);                                 \
       r = real_##name (fd, h, m, offset);                               \
       if ((kind) & K_WRITE)                                             \
         journal_write (fd, offset, h, m, r);                            \
@@ -517,7 +528,7 @@ read (int fd, void *buf, size_t count)
     errno = a;
     return -1;
   }
-  return real_read (fd, buf, a == 0 ? half (count) : count);
+  return real_read (fd, buf, a == 0 ? half (fd, count) : count);
 }
 
 ssize_t
@@ -539,7 +550,7 @@ write (int fd, const void *buf, size_t count)
     return -1;
   }
   if (a == 0)
-    count = half (count);
+    count = half (fd, count);
   r = real_write (fd, buf, count);
   {
     struct iovec v = { (void *) buf, count };

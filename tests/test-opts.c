@@ -117,6 +117,11 @@ static const struct test_case cases[] = {
       "lo3.deny=denyrw" } },
   { "loopback seek,fd=/a,xtype,fd=/b", NULL,
     { "lo0.io=seek", "lo1.io=xtype" } },
+  /* O_DIRECT: where the file system has it unless told, order-dependent. */
+  { "loopback fd=/a,direct,fd=/b,nodirect,fd=/c", NULL,
+    { "lo0.direct=auto", "lo1.direct=yes", "lo2.direct=no" } },
+  { "loopback fd=/a,nodirect", NULL, { "lo0.direct=auto" },
+    "'nodirect' comes after the last fd=" },
   { "loopback heads=16,tracks=63,fd=/a,heads=2,fd=/b", NULL,
     { "lo0.heads=16", "lo0.tracks=63", "lo1.heads=2", "lo1.tracks=63" } },
   /* Changed-block tracking: order-dependent, off by default. */
