@@ -143,6 +143,7 @@ struct export {
                                    one hop: an I/O thread or io_uring */
   uint64_t uring_reads;         /* ... READs through the loop's io_uring */
   uint64_t uring_writes;        /* ... durable WRITEs through it */
+  uint64_t uring_syncs;         /* ... and the fdatasyncs for them */
   uint64_t request_errors;      /* error replies (reply_error) */
 };
 extern struct export *exports;
@@ -543,9 +544,12 @@ struct request {
   bool write_failed;            /* a write failed or fell short */
   struct device *writing;       /* io_uring writes to it in flight */
   int sync_err;                 /* the fdatasync's errno */
+  bool group_sync;              /* made durable by its loop's group commit */
+  struct request *sync_next;    /* ... in the list of its group (uring.c) */
   struct uring_op {
-    struct request *req;
-    enum { URING_READ, URING_WRITE, URING_SYNC, URING_NOP } kind;
+    struct request *req;        /* NULL for a group's fdatasync */
+    enum { URING_READ, URING_WRITE, URING_SYNC, URING_GROUP_SYNC,
+           URING_NOP } kind;
     uint64_t offset;
     struct iovec *iov;
     unsigned niov;

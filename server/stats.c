@@ -43,7 +43,7 @@ static struct timespec started;  /* for uptime */
 struct export_figures {
   struct cache_stats c;
   uint64_t fastpath_reads, fastpath_writes, worker_requests, request_errors;
-  uint64_t host_io_requests, uring_reads, uring_writes;
+  uint64_t host_io_requests, uring_reads, uring_writes, uring_syncs;
   uint64_t zero_copy_reads;
 };
 
@@ -63,6 +63,7 @@ gather (const struct export *exp, struct export_figures *f)
                                          __ATOMIC_RELAXED);
   f->uring_reads = __atomic_load_n (&exp->uring_reads, __ATOMIC_RELAXED);
   f->uring_writes = __atomic_load_n (&exp->uring_writes, __ATOMIC_RELAXED);
+  f->uring_syncs = __atomic_load_n (&exp->uring_syncs, __ATOMIC_RELAXED);
   f->request_errors = __atomic_load_n (&exp->request_errors,
                                        __ATOMIC_RELAXED);
 }
@@ -153,7 +154,8 @@ stats_log (void)
     log_info ("%s: reads %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64
               " on the fast path), writes %" PRIu64 " (%" PRIu64 " bytes, %"
               PRIu64 " on the fast path), host I/O requests %" PRIu64
-              " (%" PRIu64 " reads and %" PRIu64 " writes by io_uring), "
+              " (%" PRIu64 " reads and %" PRIu64 " writes by io_uring, %"
+              PRIu64 " fdatasyncs), "
               "worker requests %" PRIu64 ", errors %" PRIu64 ", hits %"
               PRIu64 ", misses %" PRIu64 " (%s), read-ahead %" PRIu64
               ", write-backs %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64
@@ -162,7 +164,7 @@ stats_log (void)
               exp->name, f.c.read_requests, f.c.read_bytes,
               f.fastpath_reads, f.c.write_requests, f.c.write_bytes,
               f.fastpath_writes, f.host_io_requests, f.uring_reads,
-              f.uring_writes, f.worker_requests,
+              f.uring_writes, f.uring_syncs, f.worker_requests,
               f.request_errors, f.c.hits, f.c.misses, ratio,
               f.c.readahead_blocks, f.c.writebacks,
               f.c.writeback_bytes, f.c.writeback_errors, f.c.flushes, mean,
@@ -259,6 +261,7 @@ write_json (FILE *fp, const char *event)
              "      \"host_io_requests\": %" PRIu64 ",\n"
              "      \"uring_reads\": %" PRIu64 ",\n"
              "      \"uring_writes\": %" PRIu64 ",\n"
+             "      \"uring_syncs\": %" PRIu64 ",\n"
              "      \"worker_requests\": %" PRIu64 ",\n"
              "      \"errors\": %" PRIu64 ",\n"
              "      \"hits\": %" PRIu64 ",\n"
@@ -270,7 +273,7 @@ write_json (FILE *fp, const char *event)
              f.c.write_requests, f.c.write_bytes,
              f.fastpath_reads, f.zero_copy_reads, f.fastpath_writes,
              f.host_io_requests, f.uring_reads, f.uring_writes,
-             f.worker_requests,
+             f.uring_syncs, f.worker_requests,
              f.request_errors,
              f.c.hits, f.c.misses);
     json_number_or_null (fp, hit_ratio (&f.c), "%.4f");

@@ -12,6 +12,13 @@
  * involved and nothing is locked but the cache's shards: a miss costs
  * a hit plus the host read.
  *
+ * Durable writes are written back from the blocks, then made durable
+ * by group commit: an fdatasync started after a request's writes
+ * completed covers them, so the requests whose writes complete while
+ * one is in flight wait together for the next, and a queue of 32
+ * durable writes costs a few fdatasyncs, not 32 (each of which the
+ * kernel hands to a worker thread of its own).
+ *
  * Where io_uring is missing (not built in, refused by the kernel or a
  * seccomp policy, ring full) the request goes to an I/O thread
  * instead (request.c).
@@ -19,6 +26,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +43,20 @@
 
 #define RING_ENTRIES 256
 #define TOUCHED_MAX 64
+#define SYNC_GROUPS 8           /* files with a group commit under way */
+
+/* Group commit for one host file: requests whose writes are complete
+ * and that wait for an fdatasync.  running: covered by the one in
+ * flight; waiting: completed their writes after it started, so they
+ * wait for the next, started as soon as that one is back.
+ */
+struct sync_group {
+  int fd;                       /* -1: free */
+  struct export *exp;           /* whose file fd is */
+  bool inflight;
+  struct request *running, *waiting;
+  struct uring_op op;           /* the fdatasync (op.req NULL) */
+};
 
 struct uring {
   struct io_uring ring;
@@ -45,7 +67,14 @@ struct uring {
   /* Connections with replies queued by this round of completions. */
   struct connection *touched[TOUCHED_MAX];
   unsigned ntouched;
+  struct sync_group groups[SYNC_GROUPS];
 };
+
+static struct sync_group *
+group_of_op (struct uring_op *op)
+{
+  return (struct sync_group *) ((char *) op - offsetof (struct sync_group, op));
+}
 
 static void
 flush_touched (struct uring *u)
@@ -71,8 +100,8 @@ static bool
 prep_op (struct uring *u, struct uring_op *op, bool link)
 {
   struct io_uring_sqe *sqe = io_uring_get_sqe (&u->ring);
-  struct export *exp = op->req->conn->exp;
-  int fd = exp->uring_fd;
+  struct export *exp = op->req ? op->req->conn->exp : NULL;
+  int fd = exp ? exp->uring_fd : group_of_op (op)->fd;
 
   if (sqe == NULL)
     return false;
@@ -86,6 +115,7 @@ prep_op (struct uring *u, struct uring_op *op, bool link)
     io_uring_prep_writev (sqe, fd, op->iov, op->niov, op->offset);
     break;
   case URING_SYNC:
+  case URING_GROUP_SYNC:
     io_uring_prep_fsync (sqe, fd, IORING_FSYNC_DATASYNC);
     break;
   case URING_NOP:
@@ -150,12 +180,20 @@ read_back (struct uring *u, struct uring_op *op, int res)
   return true;
 }
 
+static void group_back (struct uring *u, struct sync_group *g, int res);
+static void group_join (struct uring *u, struct request *req);
+
 /* One operation came back with res (bytes, or -errno). */
 static void
 op_back (struct uring *u, struct uring_op *op, int res)
 {
   struct request *req = op->req;
 
+  if (op->kind == URING_GROUP_SYNC) {
+    u->inflight--;
+    group_back (u, group_of_op (op), res);
+    return;
+  }
   switch (op->kind) {
   case URING_READ:
     if (!read_back (u, op, res))
@@ -171,6 +209,7 @@ op_back (struct uring *u, struct uring_op *op, int res)
       req->sync_err = -res;
     break;
   case URING_NOP:
+  case URING_GROUP_SYNC:
     break;
   }
   u->inflight--;
@@ -181,6 +220,10 @@ op_back (struct uring *u, struct uring_op *op, int res)
       device_outside_write_end (req->writing);
       req->writing = NULL;
     }
+    if (req->group_sync && !req->write_failed) {
+      group_join (u, req);      /* durable once a later fdatasync is back */
+      return;
+    }
     if (req->type == NBD_CMD_READ)
       request_reads_done (req);
     else
@@ -189,19 +232,140 @@ op_back (struct uring *u, struct uring_op *op, int res)
   }
 }
 
-/* Complete everything the ring has completed. */
+/* Start the group's fdatasync for the requests in running. */
+static void
+group_start (struct uring *u, struct sync_group *g)
+{
+  g->op = (struct uring_op) { .req = NULL, .kind = URING_GROUP_SYNC };
+  g->inflight = true;
+  __atomic_fetch_add (&g->exp->uring_syncs, 1, __ATOMIC_RELAXED);
+  u->inflight++;
+  if (prep_op (u, &g->op, false))
+    return;
+  /* The submission queue is full of fresh requests: submit them. */
+  io_uring_submit (&u->ring);
+  u->queued = 0;
+  if (prep_op (u, &g->op, false))
+    return;
+  /* Cannot happen with the room uring_write keeps; but if it did, the
+   * data must still be made durable before the replies.
+   */
+  u->inflight--;
+  group_back (u, g, fdatasync (g->fd) == -1 ? -errno : 0);
+}
+
+/* req's writes are complete: it is durable after an fdatasync that
+ * starts from now on.
+ */
+static void
+group_join (struct uring *u, struct request *req)
+{
+  int fd = req->conn->exp->uring_fd;
+  struct sync_group *g = NULL;
+  struct connection *conn;
+
+  for (unsigned i = 0; i < SYNC_GROUPS; i++)
+    if (u->groups[i].fd == fd) {
+      g = &u->groups[i];
+      break;
+    }
+  for (unsigned i = 0; g == NULL && i < SYNC_GROUPS; i++)
+    if (u->groups[i].fd == -1) {
+      g = &u->groups[i];
+      g->fd = fd;
+      g->exp = req->conn->exp;
+    }
+  if (g == NULL) {
+    /* More files than groups: an fdatasync of its own. */
+    req->group_sync = false;
+    req->ops[0] = (struct uring_op) { .req = req, .kind = URING_SYNC };
+    req->host_ops = 1;
+    u->inflight++;
+    __atomic_fetch_add (&req->conn->exp->uring_syncs, 1, __ATOMIC_RELAXED);
+    if (prep_op (u, &req->ops[0], false))
+      return;
+    u->inflight--;
+    req->host_ops = 0;
+    req->sync_err = fdatasync (fd) == -1 ? errno : 0;
+    conn = req->conn;
+    request_writes_done (req);
+    touch (u, conn);
+    return;
+  }
+  req->sync_next = NULL;
+  if (g->inflight) {
+    req->sync_next = g->waiting;
+    g->waiting = req;
+  }
+  else {
+    g->running = req;
+    group_start (u, g);
+  }
+}
+
+/* The group's fdatasync came back: its requests are durable (or get
+ * its error); those that waited get the next one.
+ */
+static void
+group_back (struct uring *u, struct sync_group *g, int res)
+{
+  struct request *req = g->running, *next;
+
+  g->running = NULL;
+  g->inflight = false;
+  for (; req; req = next) {
+    struct connection *conn = req->conn;
+
+    next = req->sync_next;
+    req->sync_err = res < 0 && res != -ECANCELED ? -res : 0;
+    request_writes_done (req);
+    touch (u, conn);
+  }
+  if (g->waiting) {
+    g->running = g->waiting;
+    g->waiting = NULL;
+    group_start (u, g);
+  }
+  else
+    g->fd = -1;
+}
+
+/* Submit what is queued (0, or -1 after logging the error). */
+static int
+submit (struct uring *u)
+{
+  int r;
+
+  if (u->queued == 0)
+    return 0;
+  r = io_uring_submit (&u->ring);
+  if (r < 0) {
+    log_error ("io_uring_submit: %s", strerror (-r));
+    return -1;
+  }
+  u->queued = 0;
+  return 0;
+}
+
+/* Complete everything the ring has completed.  Completions queue new
+ * operations (the rest of a short read, a group's next fdatasync):
+ * they are submitted here, not left for the next round of input, which
+ * may never come while the client waits for them.
+ */
 static void
 reap (struct uring *u)
 {
   struct io_uring_cqe *cqe;
 
-  while (io_uring_peek_cqe (&u->ring, &cqe) == 0) {
-    struct uring_op *op = io_uring_cqe_get_data (cqe);
-    int res = cqe->res;
+  do {
+    while (io_uring_peek_cqe (&u->ring, &cqe) == 0) {
+      struct uring_op *op = io_uring_cqe_get_data (cqe);
+      int res = cqe->res;
 
-    io_uring_cqe_seen (&u->ring, cqe);
-    op_back (u, op, res);
-  }
+      io_uring_cqe_seen (&u->ring, cqe);
+      op_back (u, op, res);
+    }
+  } while (u->queued && submit (u) == 0);
   flush_touched (u);
 }
 
@@ -248,6 +412,8 @@ uring_init (struct loop *loop)
     free (u);
     return;
   }
+  for (unsigned i = 0; i < SYNC_GROUPS; i++)
+    u->groups[i].fd = -1;
   ev_io_init (&u->watcher, efd_cb, u->efd, EV_READ);
   u->watcher.data = loop;
   ev_io_start (loop->ev, &u->watcher);
@@ -309,6 +475,7 @@ uring_read (struct loop *loop, struct request *req)
       .iov = hr[i].iov, .niov = hr[i].niov,
     };
   issue (u, req, n, false);
+  req->group_sync = false;
   __atomic_fetch_add (&req->conn->exp->uring_reads, 1, __ATOMIC_RELAXED);
   return true;
 }
@@ -327,10 +494,11 @@ uring_write (struct loop *loop, struct request *req)
   n = cache_io_writes (req->io, hw, URING_MAX_IO, &sync);
   if (n < 0)
     return false;
-  nops = n + sync;
-  if (nops == 0)
-    nops = 1;                   /* nothing left to do: a NOP replies */
-  if (!has_room (u, nops)) {
+  /* The writes (or a NOP if there is none), then, once they are all
+   * back, the group's fdatasync: room for it is kept too.
+   */
+  nops = n > 0 ? (unsigned) n : 1;
+  if (!has_room (u, nops + sync)) {
     cache_io_writes_done (req->io, false, 0);   /* gives the blocks back */
     return false;
   }
@@ -339,18 +507,14 @@ uring_write (struct loop *loop, struct request *req)
       .req = req, .kind = URING_WRITE, .offset = hw[i].offset,
       .iov = hw[i].iov, .niov = hw[i].niov,
     };
-  if (sync)
-    req->ops[n] = (struct uring_op) { .req = req, .kind = URING_SYNC };
-  else if (n == 0)
+  if (n == 0)
     req->ops[0] = (struct uring_op) { .req = req, .kind = URING_NOP };
   /* The file's mtime changes: let the device know it is us. */
   req->writing = n > 0 ? req->conn->exp->dev : NULL;
   if (req->writing)
     device_outside_write_begin (req->writing);
-  /* Linked: the sync starts once every write is done, and is
-   * cancelled if one fails.
-   */
-  issue (u, req, nops, true);
+  issue (u, req, nops, false);
+  req->group_sync = sync;
   __atomic_fetch_add (&req->conn->exp->uring_writes, 1, __ATOMIC_RELAXED);
   return true;
 }
@@ -362,13 +526,7 @@ uring_kick (struct loop *loop)
 
   if (u == NULL || u->inflight == 0)
     return;
-  if (u->queued) {
-    int r = io_uring_submit (&u->ring);
-    if (r < 0)
-      log_error ("io_uring_submit: %s", strerror (-r));
-    else
-      u->queued = 0;
-  }
+  submit (u);
   reap (u);
 }
 

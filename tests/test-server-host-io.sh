@@ -129,7 +129,9 @@ for mode in "" noaiod; do
         grep -q 'io_uring: .*go through the I/O threads' "$tmp/server.log"; then
         test "$(field uring_writes)" -eq 0
     else
-        test "$(field uring_writes)" -ge 2     # write-back and sync linked
+        test "$(field uring_writes)" -ge 2
+        # The file is opened O_SYNC (the default, sync): no fdatasync.
+        test "$(field uring_syncs)" -eq 0
     fi
     # Our own writes, io_uring's included, are not taken for another
     # process changing the file when the export is looked at again
@@ -143,3 +145,31 @@ for mode in "" noaiod; do
     test "$(field host_changes)" -eq 0
     stop_server
 done
+
+# Group commit: 4 KiB durable writes at queue depth 32 (async: the file
+# without O_SYNC, so they need fdatasync) take far fewer
+# fdatasyncs than writes (one covers every write complete when it
+# started), and each write is in the host file when its reply arrives:
+# fio verifies what it wrote by reading the host file itself, while
+# the server still runs.
+if ! command -v fio > /dev/null; then
+    echo "$0: fio is missing: the group-commit case is not run"
+elif grep -q 'io_uring: .*go through the I/O threads' "$tmp/server.log"; then
+    echo "$0: io_uring is refused here: the group-commit case is not run"
+else
+    serve "commit=high" async           # without O_SYNC: fdatasync
+    fio --ioengine=nbd --uri="$uri" --name=durable --rw=randwrite --bs=4k \
+        --iodepth=32 --size=8m --io_size=16m --randrepeat=0 \
+        --norandommap --output=/dev/null
+    stats
+    writes=$(field uring_writes) syncs=$(field uring_syncs)
+    echo "group commit: $writes durable writes, $syncs fdatasyncs"
+    test "$writes" -ge 4000
+    test "$syncs" -ge 1
+    test $(( syncs * 4 )) -le "$writes" ||
+        fail "$syncs fdatasyncs for $writes durable writes at QD32"
+    # The file as the server wrote it, before anything else could: the
+    # same bytes through the export.
+    nbdcopy "$uri" - | cmp - "$tmp/disk.img"
+    stop_server
+fi
