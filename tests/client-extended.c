@@ -33,249 +33,52 @@
 #include <config.h>
 
 #include <endian.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include "protocol.h"
+#include "nbd-raw.h"
 
 #define GiB (UINT64_C (1) << 30)
 #define EXPORT_SIZE (16 * GiB)  /* what the test serves */
 
 static const char *sockpath;
-static const char *mode;
-static int fd = -1;
-
-static void __attribute__ ((noreturn, format (printf, 1, 2)))
-die (const char *fs, ...)
-{
-  va_list args;
-
-  fprintf (stderr, "client-extended %s: ", mode);
-  va_start (args, fs);
-  vfprintf (stderr, fs, args);
-  va_end (args);
-  fprintf (stderr, "\n");
-  exit (EXIT_FAILURE);
-}
+static struct raw_conn conn = { .fd = -1 };
 
 static void
 connect_to_server (void)
 {
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  struct timeval tv = { .tv_sec = 30 };
-
-  if (fd >= 0)
-    close (fd);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd == -1)
-    die ("socket: %m");
-  snprintf (addr.sun_path, sizeof addr.sun_path, "%s", sockpath);
-  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1)
-    die ("connect %s: %m", sockpath);
-  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (conn.fd >= 0)
+    close (conn.fd);
+  conn.fd = raw_connect (sockpath, NULL);
+  raw_timeouts (conn.fd, 30, 30);
 }
-
-static void
-send_all (const void *buf, size_t len)
-{
-  const char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = send (fd, p, len, MSG_NOSIGNAL);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      die ("send: %m");
-    }
-    p += r;
-    len -= r;
-  }
-}
-
-static bool
-recv_all (void *buf, size_t len)
-{
-  char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = recv (fd, p, len, 0);
-    if (r == 0 || (r == -1 && errno == ECONNRESET))
-      return false;
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      die ("recv: %m");
-    }
-    p += r;
-    len -= r;
-  }
-  return true;
-}
-
-static void
-expect_recv (void *buf, size_t len, const char *what)
-{
-  if (!recv_all (buf, len))
-    die ("the server closed the connection while %s was expected", what);
-}
-
-/* The server must hang up now: EOF, with nothing more sent. */
-static void
-expect_eof (const char *why)
-{
-  char c;
-  ssize_t r;
-
-  do
-    r = recv (fd, &c, 1, 0);
-  while (r == -1 && errno == EINTR);
-  if (r > 0)
-    die ("%s: the server sent more instead of closing", why);
-  if (r == -1 && errno != ECONNRESET)
-    die ("%s: the server did not close the connection: %m", why);
-}
-
-static uint16_t
-get16 (const void *p)
-{
-  uint16_t v;
-  memcpy (&v, p, sizeof v);
-  return be16toh (v);
-}
-
-static uint32_t
-get32 (const void *p)
-{
-  uint32_t v;
-  memcpy (&v, p, sizeof v);
-  return be32toh (v);
-}
-
-static uint64_t
-get64 (const void *p)
-{
-  uint64_t v;
-  memcpy (&v, p, sizeof v);
-  return be64toh (v);
-}
-
-/* ---- the handshake ---- */
 
 static void
 greeting (void)
 {
-  struct nbd_greeting g;
-  uint32_t f = htobe32 (NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
-
-  expect_recv (&g, sizeof g, "the greeting");
-  if (be64toh (g.magic) != NBD_MAGIC || be64toh (g.ihaveopt) != NBD_IHAVEOPT)
-    die ("bad greeting magic");
-  send_all (&f, sizeof f);
-}
-
-static void
-send_option (uint32_t option, const void *data, uint32_t len)
-{
-  struct nbd_option o = {
-    .magic = htobe64 (NBD_IHAVEOPT),
-    .option = htobe32 (option),
-    .length = htobe32 (len),
-  };
-
-  send_all (&o, sizeof o);
-  if (len)
-    send_all (data, len);
-}
-
-/* Read option replies up to the final one; returns its type.  The
- * transmission flags of an NBD_INFO_EXPORT go to *tflags.
- */
-static uint32_t
-option_reply (uint32_t option, uint16_t *tflags)
-{
-  for (;;) {
-    struct nbd_option_reply r;
-    char data[8192];
-    uint32_t len, type;
-
-    expect_recv (&r, sizeof r, "an option reply");
-    if (be64toh (r.magic) != NBD_REP_MAGIC)
-      die ("bad option reply magic");
-    if (be32toh (r.option) != option)
-      die ("reply to option %u, expected %u", be32toh (r.option), option);
-    len = be32toh (r.length);
-    type = be32toh (r.reply);
-    if (len > sizeof data)
-      die ("option reply of %u bytes", len);
-    expect_recv (data, len, "option reply data");
-    if (type == NBD_REP_INFO && len == sizeof (struct nbd_info_export)
-        && get16 (data) == NBD_INFO_EXPORT && tflags) {
-      struct nbd_info_export ie;
-      memcpy (&ie, data, sizeof ie);
-      *tflags = be16toh (ie.flags);
-    }
-    if (type != NBD_REP_SERVER && type != NBD_REP_INFO
-        && type != NBD_REP_META_CONTEXT)
-      return type;
-  }
+  raw_greeting (&conn, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
 }
 
 static void
 option_expect (uint32_t option, const void *data, uint32_t len,
                uint32_t want, const char *what)
 {
-  uint32_t got;
-
-  send_option (option, data, len);
-  got = option_reply (option, NULL);
-  if (got != want)
-    die ("%s: option reply 0x%x, expected 0x%x", what, got, want);
+  raw_option_expect (&conn, option, data, len, want, what);
 }
 
 static void
 set_meta_context (void)
 {
-  static const char q[] = "base:allocation";
+  static const char *const q[] = { "base:allocation" };
   char data[64];
-  uint32_t v;
-  size_t n = 0;
+  size_t n = raw_meta_context_data (data, sizeof data, q, 1);
 
-  v = htobe32 (0);              /* the default export */
-  memcpy (data + n, &v, 4), n += 4;
-  v = htobe32 (1);
-  memcpy (data + n, &v, 4), n += 4;
-  v = htobe32 (strlen (q));
-  memcpy (data + n, &v, 4), n += 4;
-  memcpy (data + n, q, strlen (q)), n += strlen (q);
   option_expect (NBD_OPT_SET_META_CONTEXT, data, n, NBD_REP_ACK,
                  "SET_META_CONTEXT base:allocation");
-}
-
-/* NBD_OPT_GO to the default export; returns the transmission flags. */
-static uint16_t
-go (void)
-{
-  static const char data[6] = { 0 };  /* empty name, no info requests */
-  uint16_t tflags = 0;
-  uint32_t r;
-
-  send_option (NBD_OPT_GO, data, sizeof data);
-  r = option_reply (NBD_OPT_GO, &tflags);
-  if (r != NBD_REP_ACK)
-    die ("NBD_OPT_GO: reply 0x%x", r);
-  if (!(tflags & NBD_FLAG_HAS_FLAGS))
-    die ("NBD_OPT_GO: no NBD_INFO_EXPORT");
-  return tflags;
 }
 
 /* A session with extended headers (and base:allocation if meta). */
@@ -288,7 +91,7 @@ extended_session (bool meta)
                  "NBD_OPT_EXTENDED_HEADERS");
   if (meta)
     set_meta_context ();
-  return go ();
+  return raw_go (&conn);
 }
 
 /* ---- transmission ---- */
@@ -297,18 +100,7 @@ static void
 send_ext (uint16_t type, uint16_t flags, uint64_t cookie, uint64_t offset,
           uint64_t length, const void *payload, size_t plen)
 {
-  struct nbd_request_ext r = {
-    .magic = htobe32 (NBD_EXTENDED_REQUEST_MAGIC),
-    .flags = htobe16 (flags),
-    .type = htobe16 (type),
-    .cookie = htobe64 (cookie),
-    .offset = htobe64 (offset),
-    .length = htobe64 (length),
-  };
-
-  send_all (&r, sizeof r);
-  if (plen)
-    send_all (payload, plen);
+  raw_request_ext (&conn, type, flags, cookie, offset, length, payload, plen);
 }
 
 struct chunk {
@@ -323,9 +115,9 @@ read_chunk (struct chunk *c, uint64_t cookie, uint64_t offset)
 {
   struct nbd_extended_reply h;
 
-  expect_recv (&h, sizeof h, "a reply chunk");
+  raw_expect_recv (&conn, &h, sizeof h, "a reply chunk");
   if (be32toh (h.magic) != NBD_EXTENDED_REPLY_MAGIC)
-    die ("reply magic 0x%08x, expected the extended reply magic",
+    raw_die ("reply magic 0x%08x, expected the extended reply magic",
          be32toh (h.magic));
   c->flags = be16toh (h.flags);
   c->type = be16toh (h.type);
@@ -333,14 +125,14 @@ read_chunk (struct chunk *c, uint64_t cookie, uint64_t offset)
   c->offset = be64toh (h.offset);
   c->length = be64toh (h.length);
   if (c->cookie != cookie)
-    die ("reply to cookie %llu, expected %llu",
+    raw_die ("reply to cookie %llu, expected %llu",
          (unsigned long long) c->cookie, (unsigned long long) cookie);
   if (c->offset != offset)
-    die ("reply header offset %llu, expected the request's %llu",
+    raw_die ("reply header offset %llu, expected the request's %llu",
          (unsigned long long) c->offset, (unsigned long long) offset);
   if (c->length >= sizeof c->payload)
-    die ("chunk payload of %llu bytes", (unsigned long long) c->length);
-  expect_recv (c->payload, c->length, "a chunk payload");
+    raw_die ("chunk payload of %llu bytes", (unsigned long long) c->length);
+  raw_expect_recv (&conn, c->payload, c->length, "a chunk payload");
 }
 
 /* A successful reply without data: one NONE chunk, DONE. */
@@ -351,12 +143,12 @@ expect_ok (uint64_t cookie, uint64_t offset, const char *what)
 
   read_chunk (&c, cookie, offset);
   if (c.type == NBD_REPLY_TYPE_ERROR)
-    die ("%s failed: NBD error %u: %.*s", what,
-         get32 (c.payload), (int) c.length - 6,
+    raw_die ("%s failed: NBD error %u: %.*s", what,
+         raw_get32 (c.payload), (int) c.length - 6,
          c.payload + 6);
   if (c.type != NBD_REPLY_TYPE_NONE || c.flags != NBD_REPLY_FLAG_DONE
       || c.length != 0)
-    die ("%s: chunk type %u flags %u length %llu, expected a NONE chunk",
+    raw_die ("%s: chunk type %u flags %u length %llu, expected a NONE chunk",
          what, c.type, c.flags, (unsigned long long) c.length);
 }
 
@@ -372,17 +164,17 @@ expect_error (uint64_t cookie, uint64_t offset, uint32_t want,
   read_chunk (&c, cookie, offset);
   if (c.type != NBD_REPLY_TYPE_ERROR || !(c.flags & NBD_REPLY_FLAG_DONE)
       || c.length < 6)
-    die ("%s: chunk type %u, expected an error", what, c.type);
-  err = get32 (c.payload);
-  mlen = get16 (c.payload + 4);
+    raw_die ("%s: chunk type %u, expected an error", what, c.type);
+  err = raw_get32 (c.payload);
+  mlen = raw_get16 (c.payload + 4);
   if (err != want)
-    die ("%s: NBD error %u, expected %u", what, err, want);
+    raw_die ("%s: NBD error %u, expected %u", what, err, want);
   if (6 + (uint64_t) mlen != c.length)
-    die ("%s: message length %u in a chunk of %llu", what, mlen,
+    raw_die ("%s: message length %u in a chunk of %llu", what, mlen,
          (unsigned long long) c.length);
   c.payload[6 + mlen] = '\0';
   if (strstr (c.payload + 6, text) == NULL)
-    die ("%s: message '%s' does not say '%s'", what, c.payload + 6, text);
+    raw_die ("%s: message '%s' does not say '%s'", what, c.payload + 6, text);
   printf ("%s: NBD error %u: %s\n", what, err, c.payload + 6);
 }
 
@@ -411,23 +203,24 @@ expect_context_status (uint64_t cookie, uint64_t offset, uint32_t id,
 
   read_chunk (&c, cookie, offset);
   if (c.type != NBD_REPLY_TYPE_BLOCK_STATUS_EXT)
-    die ("%s: chunk type %u, expected BLOCK_STATUS_EXT", what, c.type);
+    raw_die ("%s: chunk type %u, expected BLOCK_STATUS_EXT", what, c.type);
   if (!(c.flags & NBD_REPLY_FLAG_DONE) != !last)
-    die ("%s: context %u: the chunk is %sthe last", what, id,
+    raw_die ("%s: context %u: the chunk is %sthe last", what, id,
          last ? "not " : "");
   memcpy (&h, c.payload, sizeof h);
   n = be32toh (h.count);
   if (be32toh (h.context_id) != id)
-    die ("%s: context id %u, expected %u", what, be32toh (h.context_id), id);
+    raw_die ("%s: context id %u, expected %u", what, be32toh (h.context_id),
+             id);
   if (n == 0 || c.length != sizeof h + n * sizeof *ext || n > max)
-    die ("%s: %zu descriptors in %llu bytes", what, n,
+    raw_die ("%s: %zu descriptors in %llu bytes", what, n,
          (unsigned long long) c.length);
   memcpy (ext, c.payload + sizeof h, n * sizeof *ext);
   for (size_t i = 0; i < n; i++) {
     ext[i].length = be64toh (ext[i].length);
     ext[i].status = be64toh (ext[i].status);
     if (ext[i].length == 0 || ext[i].status >> 32)
-      die ("%s: bad descriptor %zu", what, i);
+      raw_die ("%s: bad descriptor %zu", what, i);
   }
   return n;
 }
@@ -460,11 +253,11 @@ mode_negotiation (void)
   option_expect (NBD_OPT_STRUCTURED_REPLY, NULL, 0,
                  NBD_REP_ERR_EXT_HEADER_REQD,
                  "STRUCTURED_REPLY after EXTENDED_HEADERS");
-  tflags = go ();
+  tflags = raw_go (&conn);
   if (tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD)
-    die ("BLOCK_STATUS_PAYLOAD offered without a metadata context");
+    raw_die ("BLOCK_STATUS_PAYLOAD offered without a metadata context");
   if (!(tflags & NBD_FLAG_SEND_DF))
-    die ("extended headers include structured replies: DF expected");
+    raw_die ("extended headers include structured replies: DF expected");
   in_step ("NBD_OPT_GO");
 
   /* STRUCTURED_REPLY first, then EXTENDED_HEADERS and a context. */
@@ -475,9 +268,9 @@ mode_negotiation (void)
   option_expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
                  "EXTENDED_HEADERS after STRUCTURED_REPLY");
   set_meta_context ();
-  tflags = go ();
+  tflags = raw_go (&conn);
   if (!(tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD))
-    die ("BLOCK_STATUS_PAYLOAD not offered with extended headers and a "
+    raw_die ("BLOCK_STATUS_PAYLOAD not offered with extended headers and a "
          "metadata context");
   in_step ("NBD_OPT_GO");
 
@@ -486,8 +279,8 @@ mode_negotiation (void)
   greeting ();
   option_expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
                  "EXTENDED_HEADERS");
-  send_option (NBD_OPT_EXPORT_NAME, "", 0);
-  expect_eof ("EXPORT_NAME after EXTENDED_HEADERS");
+  raw_send_option (&conn, NBD_OPT_EXPORT_NAME, "", 0);
+  raw_expect_eof (&conn, "EXPORT_NAME after EXTENDED_HEADERS");
 
   /* Without asking: structured replies and a context, but no
    * BLOCK_STATUS_PAYLOAD, and compact replies as before.
@@ -497,9 +290,9 @@ mode_negotiation (void)
   option_expect (NBD_OPT_STRUCTURED_REPLY, NULL, 0, NBD_REP_ACK,
                  "STRUCTURED_REPLY");
   set_meta_context ();
-  tflags = go ();
+  tflags = raw_go (&conn);
   if (tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD)
-    die ("BLOCK_STATUS_PAYLOAD offered without extended headers");
+    raw_die ("BLOCK_STATUS_PAYLOAD offered without extended headers");
   {
     struct nbd_request r = {
       .magic = htobe32 (NBD_REQUEST_MAGIC),
@@ -508,10 +301,10 @@ mode_negotiation (void)
     };
     struct nbd_simple_reply s;
 
-    send_all (&r, sizeof r);
-    expect_recv (&s, sizeof s, "a simple reply");
+    raw_send_all (&conn, &r, sizeof r);
+    raw_expect_recv (&conn, &s, sizeof s, "a simple reply");
     if (be32toh (s.magic) != NBD_SIMPLE_REPLY_MAGIC || s.error != 0)
-      die ("a client without extended headers got magic 0x%08x error %u",
+      raw_die ("a client without extended headers got magic 0x%08x error %u",
            be32toh (s.magic), be32toh (s.error));
   }
 }
@@ -536,12 +329,12 @@ mode_requests (void)
   read_chunk (&c, 2, 8 * GiB);
   if (c.type != NBD_REPLY_TYPE_OFFSET_DATA || !(c.flags & NBD_REPLY_FLAG_DONE)
       || c.length != 8 + sizeof buf)
-    die ("READ: chunk type %u length %llu", c.type,
+    raw_die ("READ: chunk type %u length %llu", c.type,
          (unsigned long long) c.length);
   memcpy (back, c.payload, c.length);
-  if (get64 (back) != 8 * GiB
+  if (raw_get64 (back) != 8 * GiB
       || memcmp (back + 8, buf, sizeof buf) != 0)
-    die ("READ: wrong offset or data");
+    raw_die ("READ: wrong offset or data");
 
   /* A WRITE without PAYLOAD_LEN, as qemu 10 sends them: the length is
    * still the payload's.
@@ -554,7 +347,7 @@ mode_requests (void)
   if (c.type != NBD_REPLY_TYPE_OFFSET_DATA || c.length != 8 + 1024
       || memcmp (c.payload + 8, buf, 512) != 0
       || memcmp (c.payload + 8 + 512, "AAAA", 4) != 0)
-    die ("READ after a WRITE without PAYLOAD_LEN: wrong data");
+    raw_die ("READ after a WRITE without PAYLOAD_LEN: wrong data");
   memset (buf, 'A', sizeof buf);
 
   /* BLOCK_STATUS of all 16 GiB in one request: data at 8 GiB, holes
@@ -572,7 +365,7 @@ mode_requests (void)
   if (total != EXPORT_SIZE || ext[0].length != 8 * GiB
       || ext[0].status != (NBD_STATE_HOLE | NBD_STATE_ZERO)
       || ext[1].status != 0)
-    die ("BLOCK_STATUS of 16 GiB: not a hole of 8 GiB, then data, "
+    raw_die ("BLOCK_STATUS of 16 GiB: not a hole of 8 GiB, then data, "
          "covering 16 GiB");
 
   /* The same through the payload filter. */
@@ -587,7 +380,7 @@ mode_requests (void)
               sizeof p, p, sizeof p);
     n = expect_status (4, 8 * GiB, ext, 64, "BLOCK_STATUS with a filter");
     if (ext[0].status != 0 || ext[0].length != sizeof buf)
-      die ("BLOCK_STATUS with a filter: not the data at 8 GiB");
+      raw_die ("BLOCK_STATUS with a filter: not the data at 8 GiB");
   }
 
   /* 64-bit WRITE_ZEROES, TRIM and CACHE over the whole export. */
@@ -598,7 +391,7 @@ mode_requests (void)
   n = expect_status (6, 0, ext, 64, "BLOCK_STATUS after WRITE_ZEROES");
   if (n != 1 || ext[0].length != EXPORT_SIZE
       || !(ext[0].status & NBD_STATE_ZERO))
-    die ("after WRITE_ZEROES of 16 GiB: not one zero extent of 16 GiB");
+    raw_die ("after WRITE_ZEROES of 16 GiB: not one zero extent of 16 GiB");
   send_ext (NBD_CMD_TRIM, 0, 7, 0, EXPORT_SIZE, NULL, 0);
   expect_ok (7, 0, "TRIM of 16 GiB");
   send_ext (NBD_CMD_CACHE, 0, 8, 0, EXPORT_SIZE, NULL, 0);
@@ -609,13 +402,13 @@ mode_requests (void)
     static const char zero[4096];
 
     if (memcmp (c.payload + 8, zero, sizeof zero) != 0)
-      die ("READ after WRITE_ZEROES: not zero");
+      raw_die ("READ after WRITE_ZEROES: not zero");
   }
   else if (c.type != NBD_REPLY_TYPE_OFFSET_HOLE)
-    die ("READ after WRITE_ZEROES: chunk type %u", c.type);
+    raw_die ("READ after WRITE_ZEROES: chunk type %u", c.type);
   in_step ("the 64-bit requests");
   send_ext (NBD_CMD_DISC, 0, 10, 0, 0, NULL, 0);
-  expect_eof ("NBD_CMD_DISC");
+  raw_expect_eof (&conn, "NBD_CMD_DISC");
 }
 
 static void
@@ -699,7 +492,7 @@ mode_big_payload (void)
   send_ext (NBD_CMD_WRITE, NBD_CMD_FLAG_PAYLOAD_LEN, 1, 0, 8 * GiB, NULL, 0);
   expect_error (1, 0, NBD_EINVAL, "with a payload of",
                 "WRITE with an 8 GiB payload");
-  expect_eof ("a WRITE with an 8 GiB payload");
+  raw_expect_eof (&conn, "a WRITE with an 8 GiB payload");
 }
 
 static void
@@ -712,9 +505,9 @@ mode_compact_on_extended (void)
   };
 
   extended_session (false);
-  send_all (&r, sizeof r);
-  send_all ("\0\0\0\0", 4);     /* as long as an extended header */
-  expect_eof ("a compact header after extended headers");
+  raw_send_all (&conn, &r, sizeof r);
+  raw_send_all (&conn, "\0\0\0\0", 4);     /* as long as an extended header */
+  raw_expect_eof (&conn, "a compact header after extended headers");
 }
 
 static void
@@ -724,9 +517,9 @@ mode_extended_on_compact (void)
   greeting ();
   option_expect (NBD_OPT_STRUCTURED_REPLY, NULL, 0, NBD_REP_ACK,
                  "STRUCTURED_REPLY");
-  go ();
+  raw_go (&conn);
   send_ext (NBD_CMD_FLUSH, 0, 1, 0, 0, NULL, 0);
-  expect_eof ("an extended header without extended headers");
+  raw_expect_eof (&conn, "an extended header without extended headers");
 }
 
 /* Changed-block tracking (loopback cbt, granularity 64 KiB) over
@@ -737,33 +530,26 @@ mode_extended_on_compact (void)
 static void
 mode_bitmaps (void)
 {
-  static const char *q[] = { "base:allocation", "qemu:dirty-bitmap:nope",
-                             "qemu:dirty-bitmap:live" };
+  static const char *const q[] = { "base:allocation",
+                                   "qemu:dirty-bitmap:nope",
+                                   "qemu:dirty-bitmap:live" };
   char data[256], buf[4096] = { 1 }, p[16];
   struct nbd_block_descriptor_ext ext[8];
   uint32_t v;
   uint64_t len;
-  size_t n = 0;
+  size_t n;
   uint16_t tflags;
 
   connect_to_server ();
   greeting ();
   option_expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
                  "NBD_OPT_EXTENDED_HEADERS");
-  v = htobe32 (0);
-  memcpy (data + n, &v, 4), n += 4;
-  v = htobe32 (3);
-  memcpy (data + n, &v, 4), n += 4;
-  for (int i = 0; i < 3; i++) {
-    v = htobe32 (strlen (q[i]));
-    memcpy (data + n, &v, 4), n += 4;
-    memcpy (data + n, q[i], strlen (q[i])), n += strlen (q[i]);
-  }
+  n = raw_meta_context_data (data, sizeof data, q, 3);
   option_expect (NBD_OPT_SET_META_CONTEXT, data, n, NBD_REP_ACK,
                  "SET_META_CONTEXT with a bitmap");
-  tflags = go ();
+  tflags = raw_go (&conn);
   if (!(tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD))
-    die ("no NBD_FLAG_BLOCK_STATUS_PAYLOAD");
+    raw_die ("no NBD_FLAG_BLOCK_STATUS_PAYLOAD");
 
   send_ext (NBD_CMD_WRITE, 0, 1, 8 * GiB + 100, sizeof buf, buf, sizeof buf);
   expect_ok (1, 8 * GiB + 100, "WRITE at 8 GiB + 100");
@@ -775,7 +561,7 @@ mode_bitmaps (void)
   if (n != 3 || ext[0].length != 8 * GiB || ext[0].status != 0
       || ext[1].length != 65536 || ext[1].status != 1
       || ext[2].length != 8 * GiB - 65536 || ext[2].status != 0)
-    die ("qemu:dirty-bitmap:live: %zu extents, not clean 8 GiB, dirty "
+    raw_die ("qemu:dirty-bitmap:live: %zu extents, not clean 8 GiB, dirty "
          "64 KiB, clean the rest", n);
 
   /* The filter: the bitmap alone, then both. */
@@ -786,7 +572,7 @@ mode_bitmaps (void)
   send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 3, 0, 12, p, 12);
   n = expect_context_status (3, 0, 2, true, ext, 8, "filter: the bitmap");
   if (n != 3)
-    die ("filter: the bitmap: %zu extents", n);
+    raw_die ("filter: the bitmap: %zu extents", n);
   v = htobe32 (1);
   memcpy (p + 12, &v, 4);
   send_ext (NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_PAYLOAD_LEN, 4, 0, 16, p, 16);
@@ -815,15 +601,16 @@ main (int argc, char *argv[])
     fprintf (stderr, "usage: client-extended SOCKET MODE\n");
     return EXIT_FAILURE;
   }
+  raw_program = "client-extended";
   sockpath = argv[1];
-  mode = argv[2];
+  raw_mode = argv[2];
   for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
-    if (strcmp (mode, modes[i].name) == 0) {
+    if (strcmp (raw_mode, modes[i].name) == 0) {
       modes[i].run ();
-      if (fd >= 0)
-        close (fd);
-      printf ("client-extended %s: ok\n", mode);
+      if (conn.fd >= 0)
+        close (conn.fd);
+      printf ("client-extended %s: ok\n", raw_mode);
       return EXIT_SUCCESS;
     }
-  die ("unknown mode");
+  raw_die ("unknown mode");
 }

@@ -39,225 +39,79 @@
  */
 #include <config.h>
 
-#include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "protocol.h"
+#include "nbd-raw.h"
 
-static const char *mode;
 static const char *source;
 static const char *certdir;
-static int fd = -1;
-static SSL *ssl;                /* after STARTTLS */
+static struct raw_conn conn = { .fd = -1 };
 
-static void __attribute__ ((noreturn, format (printf, 1, 2)))
-die (const char *fs, ...)
+static void
+print_openssl_errors (void)
 {
-  va_list args;
-
-  fprintf (stderr, "client-tls-raw %s: ", mode);
-  va_start (args, fs);
-  vfprintf (stderr, fs, args);
-  va_end (args);
-  fprintf (stderr, "\n");
   ERR_print_errors_fp (stderr);
-  exit (EXIT_FAILURE);
 }
 
 static void
 connect_to (const char *target)
 {
-  struct timeval tv = { .tv_sec = 10 };
-
-  if (strchr (target, '/')) {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-
-    fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1)
-      die ("socket: %m");
-    snprintf (addr.sun_path, sizeof addr.sun_path, "%s", target);
-    if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1)
-      die ("connect %s: %m", target);
-  }
-  else {
-    char host[256];
-    const char *colon = strrchr (target, ':');
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_NUMERICHOST }, *ai, *src;
-    size_t n;
-
-    if (colon == NULL)
-      die ("%s: expected HOST:PORT", target);
-    n = colon - target;
-    if (target[0] == '[' && n >= 2 && target[n - 1] == ']')
-      snprintf (host, sizeof host, "%.*s", (int) (n - 2), target + 1);
-    else
-      snprintf (host, sizeof host, "%.*s", (int) n, target);
-    if (getaddrinfo (host, colon + 1, &hints, &ai) != 0)
-      die ("%s: bad address", target);
-    fd = socket (ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1)
-      die ("socket: %m");
-    if (source) {
-      if (getaddrinfo (source, NULL, &hints, &src) != 0)
-        die ("-s %s: bad address", source);
-      if (bind (fd, src->ai_addr, src->ai_addrlen) == -1)
-        die ("bind %s: %m", source);
-      freeaddrinfo (src);
-    }
-    if (connect (fd, ai->ai_addr, ai->ai_addrlen) == -1)
-      die ("connect %s: %m", target);
-    freeaddrinfo (ai);
-  }
-  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  conn.fd = raw_connect (target, source);
+  raw_timeouts (conn.fd, 10, 0);
 }
 
-static void
-write_all (const void *buf, size_t len)
+/* After STARTTLS: the connection's bytes go through OpenSSL.  A failed
+ * read is the end of the stream to the caller (the alert, if any, is
+ * in OpenSSL's error queue for raw_die).
+ */
+static ssize_t
+tls_send (struct raw_conn *c, const void *buf, size_t len)
 {
-  const char *p = buf;
+  size_t n;
 
-  while (len > 0) {
-    ssize_t r;
-
-    if (ssl) {
-      size_t n;
-      r = SSL_write_ex (ssl, p, len, &n) ? (ssize_t) n : -1;
-    }
-    else
-      r = send (fd, p, len, MSG_NOSIGNAL);
-    if (r <= 0)
-      die ("write: %m");
-    p += r;
-    len -= r;
-  }
+  if (SSL_write_ex (c->tls, buf, len, &n))
+    return n;
+  if (errno == EINTR)
+    errno = EIO;
+  return -1;
 }
 
-/* Read exactly len bytes; false at EOF before the first byte. */
-static bool
-read_all (void *buf, size_t len)
+static ssize_t
+tls_recv (struct raw_conn *c, void *buf, size_t len)
 {
-  char *p = buf;
-  size_t got = 0;
+  size_t n;
 
-  while (got < len) {
-    ssize_t r;
-
-    if (ssl) {
-      size_t n;
-      r = SSL_read_ex (ssl, p + got, len - got, &n) ? (ssize_t) n : 0;
-    }
-    else
-      r = recv (fd, p + got, len - got, 0);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      die ("timed out waiting for the server");
-    if (r == -1 && errno == ECONNRESET && got == 0)
-      return false;
-    if (r == -1)
-      die ("read: %m");
-    if (r == 0) {
-      if (got == 0)
-        return false;
-      die ("EOF after %zu of %zu bytes", got, len);
-    }
-    got += r;
-  }
-  return true;
+  return SSL_read_ex (c->tls, buf, len, &n) ? (ssize_t) n : 0;
 }
+
+static const struct raw_ops tls_ops = { .send = tls_send, .recv = tls_recv };
 
 static void
 greeting (void)
 {
-  struct nbd_greeting g;
-  uint32_t flags = htobe32 (NBD_FLAG_C_FIXED_NEWSTYLE);
-
-  if (!read_all (&g, sizeof g))
-    die ("the server closed without a greeting");
-  if (be64toh (g.magic) != NBD_MAGIC || be64toh (g.ihaveopt) != NBD_IHAVEOPT)
-    die ("bad greeting");
-  write_all (&flags, sizeof flags);
-}
-
-static void
-send_option (uint32_t option, const void *data, uint32_t len)
-{
-  struct nbd_option o = {
-    .magic = htobe64 (NBD_IHAVEOPT),
-    .option = htobe32 (option),
-    .length = htobe32 (len),
-  };
-
-  write_all (&o, sizeof o);
-  if (len)
-    write_all (data, len);
-}
-
-/* Read option replies until a final one; return its type. */
-static uint32_t
-option_result (uint32_t option)
-{
-  for (;;) {
-    struct nbd_option_reply r;
-    uint32_t len, type;
-    char buf[4096];
-
-    if (!read_all (&r, sizeof r))
-      die ("the server closed instead of answering option %u", option);
-    len = be32toh (r.length);
-    type = be32toh (r.reply);
-    if (be64toh (r.magic) != NBD_REP_MAGIC || be32toh (r.option) != option)
-      die ("bad reply to option %u", option);
-    if (len > sizeof buf)
-      die ("reply of %u bytes", len);
-    if (len && !read_all (buf, len))
-      die ("EOF in a reply");
-    if (type == NBD_REP_ACK || (type & NBD_REP_ERR (0)))
-      return type;
-  }
+  raw_greeting (&conn, NBD_FLAG_C_FIXED_NEWSTYLE);
 }
 
 static void
 expect (uint32_t option, const void *data, uint32_t len, uint32_t want,
         const char *what)
 {
-  uint32_t got;
-
-  send_option (option, data, len);
-  got = option_result (option);
-  if (got != want)
-    die ("%s: reply 0x%x, expected 0x%x", what, got, want);
+  raw_option_expect (&conn, option, data, len, want, what);
 }
 
 /* "" export, no info requests: for INFO and GO. */
 static const char info_data[6] = { 0 };
-
-static void
-expect_eof (const char *what)
-{
-  char c;
-
-  if (read_all (&c, 1))
-    die ("%s: the server sent data instead of closing", what);
-}
 
 static void
 mode_require (const char *target)
@@ -276,12 +130,12 @@ mode_require (const char *target)
   expect (NBD_OPT_GO, info_data, sizeof info_data, NBD_REP_ERR_TLS_REQD,
           "GO");
   expect (NBD_OPT_STARTTLS, NULL, 0, NBD_REP_ACK, "STARTTLS");
-  close (fd);
+  close (conn.fd);
 
   connect_to (target);
   greeting ();
-  send_option (NBD_OPT_EXPORT_NAME, NULL, 0);
-  expect_eof ("EXPORT_NAME without TLS");
+  raw_send_option (&conn, NBD_OPT_EXPORT_NAME, NULL, 0);
+  raw_expect_eof (&conn, "EXPORT_NAME without TLS");
 }
 
 static void
@@ -298,9 +152,10 @@ static void
 start_tls (void)
 {
   SSL_CTX *ctx = SSL_CTX_new (TLS_client_method ());
+  SSL *ssl;
 
   if (ctx == NULL || (ssl = SSL_new (ctx)) == NULL)
-    die ("SSL_new");
+    raw_die ("SSL_new");
   /* The handshake is what is tested here, not the certificate. */
   SSL_set_verify (ssl, SSL_VERIFY_NONE, NULL);
   if (certdir) {
@@ -310,68 +165,75 @@ start_tls (void)
     snprintf (key, sizeof key, "%s/client-key.pem", certdir);
     if (SSL_use_certificate_file (ssl, cert, SSL_FILETYPE_PEM) != 1
         || SSL_use_PrivateKey_file (ssl, key, SSL_FILETYPE_PEM) != 1)
-      die ("loading %s", cert);
+      raw_die ("loading %s", cert);
   }
-  SSL_set_fd (ssl, fd);
+  SSL_set_fd (ssl, conn.fd);
   if (SSL_connect (ssl) != 1)
-    die ("TLS handshake failed");
+    raw_die ("TLS handshake failed");
   /* TLS 1.3: the server judges our certificate after our Finished;
    * a refusal arrives with the first read.
    */
   SSL_CTX_free (ctx);
+  conn.tls = ssl;
+  conn.ops = &tls_ops;
+}
+
+/* Back to the clear, for a new connection. */
+static void
+stop_tls (void)
+{
+  SSL_shutdown (conn.tls);
+  SSL_free (conn.tls);
+  conn.tls = NULL;
+  conn.ops = NULL;
+}
+
+/* A READ of 512 bytes at 0 must get a successful simple reply; then
+ * NBD_CMD_DISC.
+ */
+static void
+read_simple (uint64_t cookie, const char *what)
+{
+  struct nbd_simple_reply sr;
+  char data[512];
+
+  raw_request (&conn, NBD_CMD_READ, 0, cookie, 0, sizeof data);
+  if (!raw_recv_all (&conn, &sr, sizeof sr))
+    raw_die ("EOF instead of a reply to %s", what);
+  if (be32toh (sr.magic) != NBD_SIMPLE_REPLY_MAGIC)
+    raw_die ("%s: reply magic 0x%x, expected a simple reply", what,
+             be32toh (sr.magic));
+  if (be32toh (sr.error) != 0 || be64toh (sr.cookie) != cookie)
+    raw_die ("%s: error %u", what, be32toh (sr.error));
+  raw_expect_recv (&conn, data, sizeof data, "READ data");
+  raw_request (&conn, NBD_CMD_DISC, 0, cookie, 0, sizeof data);
 }
 
 static void
 mode_reset (void)
 {
-  char meta[4 + 0 + 4 + 4 + 15];
-  uint32_t be;
-  struct nbd_simple_reply sr;
-  struct nbd_request rq = {
-    .magic = htobe32 (NBD_REQUEST_MAGIC),
-    .type = htobe16 (NBD_CMD_READ),
-    .cookie = htobe64 (7),
-    .offset = 0,
-    .count = htobe32 (512),
-  };
-  char data[512];
+  static const char *const q[] = { "base:allocation" };
+  char meta[64];
+  size_t len = raw_meta_context_data (meta, sizeof meta, q, 1);
 
   greeting ();
   /* In the clear: structured replies and base:allocation. */
   expect (NBD_OPT_STRUCTURED_REPLY, NULL, 0, NBD_REP_ACK, "STRUCTURED_REPLY");
-  be = htobe32 (0);             /* export "" */
-  memcpy (meta, &be, 4);
-  be = htobe32 (1);             /* one query */
-  memcpy (meta + 4, &be, 4);
-  be = htobe32 (15);
-  memcpy (meta + 8, &be, 4);
-  memcpy (meta + 12, "base:allocation", 15);
-  expect (NBD_OPT_SET_META_CONTEXT, meta, sizeof meta, NBD_REP_ACK,
+  expect (NBD_OPT_SET_META_CONTEXT, meta, len, NBD_REP_ACK,
           "SET_META_CONTEXT");
   expect (NBD_OPT_STARTTLS, NULL, 0, NBD_REP_ACK, "STARTTLS");
   start_tls ();
 
   /* Forgotten: meta contexts need structured replies again. */
-  expect (NBD_OPT_LIST_META_CONTEXT, meta, sizeof meta, NBD_REP_ERR_INVALID,
+  expect (NBD_OPT_LIST_META_CONTEXT, meta, len, NBD_REP_ERR_INVALID,
           "LIST_META_CONTEXT after STARTTLS");
   expect (NBD_OPT_STARTTLS, NULL, 0, NBD_REP_ERR_INVALID, "second STARTTLS");
   expect (NBD_OPT_INFO, info_data, sizeof info_data, NBD_REP_ACK,
           "INFO over TLS");
   expect (NBD_OPT_GO, info_data, sizeof info_data, NBD_REP_ACK, "GO over TLS");
   /* Structured replies were forgotten: a READ gets a simple reply. */
-  write_all (&rq, sizeof rq);
-  if (!read_all (&sr, sizeof sr))
-    die ("EOF instead of a reply to READ");
-  if (be32toh (sr.magic) != NBD_SIMPLE_REPLY_MAGIC)
-    die ("READ: reply magic 0x%x, expected a simple reply",
-         be32toh (sr.magic));
-  if (be32toh (sr.error) != 0 || be64toh (sr.cookie) != 7)
-    die ("READ: error %u", be32toh (sr.error));
-  if (!read_all (data, sizeof data))
-    die ("EOF in READ data");
-  rq.type = htobe16 (NBD_CMD_DISC);
-  write_all (&rq, sizeof rq);
-  SSL_shutdown (ssl);
+  read_simple (7, "READ");
+  SSL_shutdown (conn.tls);
 }
 
 /* Extended headers negotiated in the clear are forgotten too: over
@@ -382,38 +244,15 @@ mode_reset (void)
 static void
 mode_reset_extended (const char *target)
 {
-  struct nbd_simple_reply sr;
-  struct nbd_request rq = {
-    .magic = htobe32 (NBD_REQUEST_MAGIC),
-    .type = htobe16 (NBD_CMD_READ),
-    .cookie = htobe64 (8),
-    .offset = 0,
-    .count = htobe32 (512),
-  };
-  char data[512];
-
   greeting ();
   expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
           "EXTENDED_HEADERS in the clear");
   expect (NBD_OPT_STARTTLS, NULL, 0, NBD_REP_ACK, "STARTTLS");
   start_tls ();
   expect (NBD_OPT_GO, info_data, sizeof info_data, NBD_REP_ACK, "GO over TLS");
-  write_all (&rq, sizeof rq);
-  if (!read_all (&sr, sizeof sr))
-    die ("EOF instead of a reply to a compact READ: extended headers "
-         "survived STARTTLS");
-  if (be32toh (sr.magic) != NBD_SIMPLE_REPLY_MAGIC
-      || be32toh (sr.error) != 0 || be64toh (sr.cookie) != 8)
-    die ("READ: reply magic 0x%x error %u, expected a simple reply",
-         be32toh (sr.magic), be32toh (sr.error));
-  if (!read_all (data, sizeof data))
-    die ("EOF in READ data");
-  rq.type = htobe16 (NBD_CMD_DISC);
-  write_all (&rq, sizeof rq);
-  SSL_shutdown (ssl);
-  SSL_free (ssl);
-  ssl = NULL;                   /* the clear again, for the greeting */
-  close (fd);
+  read_simple (8, "a compact READ (extended headers survived STARTTLS?)");
+  stop_tls ();
+  close (conn.fd);
 
   /* Asked for again over TLS: acknowledged afresh. */
   connect_to (target);
@@ -425,7 +264,7 @@ mode_reset_extended (const char *target)
   expect (NBD_OPT_EXTENDED_HEADERS, NULL, 0, NBD_REP_ACK,
           "EXTENDED_HEADERS again over TLS");
   expect (NBD_OPT_ABORT, NULL, 0, NBD_REP_ACK, "ABORT");
-  SSL_shutdown (ssl);
+  SSL_shutdown (conn.tls);
 }
 
 static void
@@ -437,7 +276,7 @@ mode_tls (void)
   expect (NBD_OPT_INFO, info_data, sizeof info_data, NBD_REP_ACK,
           "INFO over TLS");
   expect (NBD_OPT_ABORT, NULL, 0, NBD_REP_ACK, "ABORT");
-  SSL_shutdown (ssl);
+  SSL_shutdown (conn.tls);
 }
 
 #define PIPE_WRITES 40
@@ -457,45 +296,38 @@ static void
 mode_pipeline (void)
 {
   char *buf = malloc (PIPE_SIZE), *back = malloc (PIPE_SIZE);
-  struct nbd_request rq = { .magic = htobe32 (NBD_REQUEST_MAGIC) };
-  struct nbd_simple_reply sr;
+  uint64_t cookie;
+  uint32_t err;
 
   if (buf == NULL || back == NULL)
-    die ("malloc: %m");
+    raw_die ("malloc: %m");
   greeting ();
   expect (NBD_OPT_STARTTLS, NULL, 0, NBD_REP_ACK, "STARTTLS");
   start_tls ();
   expect (NBD_OPT_GO, info_data, sizeof info_data, NBD_REP_ACK, "GO");
   for (unsigned i = 0; i < PIPE_WRITES; i++) {
-    rq.type = htobe16 (NBD_CMD_WRITE);
-    rq.cookie = htobe64 (i);
-    rq.offset = htobe64 ((uint64_t) i * PIPE_SIZE);
-    rq.count = htobe32 (PIPE_SIZE);
     pipe_block (buf, i);
-    write_all (&rq, sizeof rq);
-    write_all (buf, PIPE_SIZE);
+    raw_request (&conn, NBD_CMD_WRITE, 0, i, (uint64_t) i * PIPE_SIZE,
+                 PIPE_SIZE);
+    raw_send_all (&conn, buf, PIPE_SIZE);
   }
   for (unsigned i = 0; i < PIPE_WRITES; i++) {
-    if (!read_all (&sr, sizeof sr))
-      die ("EOF instead of the reply to WRITE %u", i);
-    if (be32toh (sr.magic) != NBD_SIMPLE_REPLY_MAGIC || sr.error != 0)
-      die ("WRITE %" PRIu64 ": error %u", be64toh (sr.cookie),
-           be32toh (sr.error));
+    err = raw_read_simple_reply (&conn, &cookie);
+    if (err != 0)
+      raw_die ("WRITE %" PRIu64 ": error %u", cookie, err);
   }
   for (unsigned i = 0; i < PIPE_WRITES; i++) {
-    rq.type = htobe16 (NBD_CMD_READ);
-    rq.cookie = htobe64 (i);
-    rq.offset = htobe64 ((uint64_t) i * PIPE_SIZE);
-    write_all (&rq, sizeof rq);
-    if (!read_all (&sr, sizeof sr) || !read_all (back, PIPE_SIZE))
-      die ("EOF instead of the reply to READ %u", i);
+    raw_request (&conn, NBD_CMD_READ, 0, i, (uint64_t) i * PIPE_SIZE,
+                 PIPE_SIZE);
+    err = raw_read_simple_reply (&conn, &cookie);
+    raw_expect_recv (&conn, back, PIPE_SIZE, "READ data");
     pipe_block (buf, i);
-    if (sr.error != 0 || memcmp (buf, back, PIPE_SIZE) != 0)
-      die ("READ %u: not what was written", i);
+    if (err != 0 || memcmp (buf, back, PIPE_SIZE) != 0)
+      raw_die ("READ %u: not what was written", i);
   }
-  rq.type = htobe16 (NBD_CMD_DISC);
-  write_all (&rq, sizeof rq);
-  SSL_shutdown (ssl);
+  raw_request (&conn, NBD_CMD_DISC, 0, PIPE_WRITES - 1,
+               (uint64_t) (PIPE_WRITES - 1) * PIPE_SIZE, PIPE_SIZE);
+  SSL_shutdown (conn.tls);
   free (buf);
   free (back);
 }
@@ -515,16 +347,19 @@ mode_starttls_early (void)
   };
 
   greeting ();
-  write_all (&m, sizeof m);     /* one write: they arrive together */
-  expect_eof ("bytes right behind STARTTLS");
+  raw_send_all (&conn, &m, sizeof m);  /* one write: they arrive together */
+  raw_expect_eof (&conn, "bytes right behind STARTTLS");
 }
 
 int
 main (int argc, char *argv[])
 {
+  const char *mode;
   int c;
 
   signal (SIGPIPE, SIG_IGN);    /* the server may close first */
+  raw_program = "client-tls-raw";
+  raw_die_hook = print_openssl_errors;
   while ((c = getopt (argc, argv, "c:s:")) != -1) {
     if (c == 's')
       source = optarg;
@@ -538,7 +373,7 @@ main (int argc, char *argv[])
              "TARGET MODE\n");
     exit (EXIT_FAILURE);
   }
-  mode = argv[optind + 1];
+  raw_mode = mode = argv[optind + 1];
   connect_to (argv[optind]);
 
   if (strcmp (mode, "greeting") == 0) {
@@ -546,7 +381,7 @@ main (int argc, char *argv[])
     expect (NBD_OPT_ABORT, NULL, 0, NBD_REP_ACK, "ABORT");
   }
   else if (strcmp (mode, "refused") == 0)
-    expect_eof ("a refused address");
+    raw_expect_eof (&conn, "a refused address");
   else if (strcmp (mode, "require") == 0)
     mode_require (argv[optind]);
   else if (strcmp (mode, "notls") == 0)
@@ -562,7 +397,7 @@ main (int argc, char *argv[])
   else if (strcmp (mode, "starttls-early") == 0)
     mode_starttls_early ();
   else
-    die ("unknown mode");
-  close (fd);
+    raw_die ("unknown mode");
+  close (conn.fd);
   return EXIT_SUCCESS;
 }

@@ -17,14 +17,8 @@ if [ "$frontend" = plugin ] && [ -n "$(plugin_asan_runtime)" ]; then
     skip "nbdkit 1.32 with the ASan runtime preloaded (the sanitizer" \
          "build's plugin) hangs at exit after a TLS session"
 fi
-requires nbdinfo --version
-requires nbdcopy --version
-requires qemu-img --version
-make_tmpdir
+tls_setup -c nbdinfo -c nbdcopy -c qemu-img -x -k alice 16M
 export tmp
-make_pki "$tmp/pki"
-make_psk "$tmp/keys.psk" alice
-truncate -s 16M "$tmp/disk.img"
 head -c 2M /dev/urandom > "$tmp/in.img"
 
 # serve TLS-OPTIONS... -- CMD: serve disk.img with those TLS options on a

@@ -33,14 +33,11 @@
  */
 #include <config.h>
 
-#include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,33 +45,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#define NBD_MAGIC         UINT64_C(0x4e42444d41474943)
-#define NBD_IHAVEOPT      UINT64_C(0x49484156454f5054)
-#define NBD_REQUEST_MAGIC UINT32_C(0x25609513)
-#define NBD_SIMPLE_REPLY_MAGIC UINT32_C(0x67446698)
-#define NBD_OPT_EXPORT_NAME 1
-#define NBD_CMD_READ      0
-#define NBD_CMD_WRITE     1
-#define CLIENT_FLAGS      3     /* FIXED_NEWSTYLE | NO_ZEROES */
+#include "nbd-raw.h"
 
-static const char *mode;
-
-static void __attribute__ ((noreturn, format (printf, 1, 2)))
-die (const char *fs, ...)
-{
-  va_list ap;
-
-  fprintf (stderr, "hostile-client %s: FAIL: ", mode);
-  va_start (ap, fs);
-  vfprintf (stderr, fs, ap);
-  va_end (ap);
-  fputc ('\n', stderr);
-  exit (1);
-}
+#define CLIENT_FLAGS (NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)
 
 static double
 now_s (void)
@@ -85,126 +61,12 @@ now_s (void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int
-connect_unix (const char *path)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  if (fd == -1)
-    die ("socket: %m");
-  snprintf (addr.sun_path, sizeof addr.sun_path, "%s", path);
-  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1)
-    die ("connect %s: %m", path);
-  return fd;
-}
-
-/* A Unix socket path, or tcp:HOST:PORT (numeric IPv4). */
-static int
-connect_to (const char *address)
-{
-  struct sockaddr_in sin = { .sin_family = AF_INET };
-  char host[64];
-  unsigned port;
-  int fd;
-
-  if (strncmp (address, "tcp:", 4) != 0)
-    return connect_unix (address);
-  if (sscanf (address + 4, "%63[^:]:%u", host, &port) != 2 ||
-      inet_pton (AF_INET, host, &sin.sin_addr) != 1)
-    die ("bad address %s (tcp:HOST:PORT)", address);
-  sin.sin_port = htons (port);
-  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd == -1)
-    die ("socket: %m");
-  if (connect (fd, (struct sockaddr *) &sin, sizeof sin) == -1)
-    die ("connect %s: %m", address);
-  return fd;
-}
-
-static void
-send_all (int fd, const void *buf, size_t len)
-{
-  const char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = send (fd, p, len, MSG_NOSIGNAL);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      die ("send: %m");
-    }
-    p += r;
-    len -= r;
-  }
-}
-
-static void
-recv_all (int fd, void *buf, size_t len)
-{
-  char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = recv (fd, p, len, 0);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      die ("recv: %s", r == 0 ? "the server closed the connection" :
-           strerror (errno));
-    p += r;
-    len -= r;
-  }
-}
-
 /* Fixed newstyle with NBD_OPT_EXPORT_NAME; returns the export size. */
 static uint64_t
-handshake (int fd, const char *export)
+handshake (struct raw_conn *c, const char *export)
 {
-  struct __attribute__ ((packed)) {
-    uint64_t magic, opt;
-    uint16_t flags;
-  } greeting;
-  struct __attribute__ ((packed)) {
-    uint64_t magic;
-    uint32_t option, length;
-  } opt;
-  struct __attribute__ ((packed)) {
-    uint64_t size;
-    uint16_t flags;
-  } reply;
-  uint32_t cflags = htobe32 (CLIENT_FLAGS);
-
-  recv_all (fd, &greeting, sizeof greeting);
-  if (be64toh (greeting.magic) != NBD_MAGIC
-      || be64toh (greeting.opt) != NBD_IHAVEOPT)
-    die ("not a fixed-newstyle NBD server");
-  send_all (fd, &cflags, 4);
-  opt.magic = htobe64 (NBD_IHAVEOPT);
-  opt.option = htobe32 (NBD_OPT_EXPORT_NAME);
-  opt.length = htobe32 (strlen (export));
-  send_all (fd, &opt, sizeof opt);
-  send_all (fd, export, strlen (export));
-  recv_all (fd, &reply, sizeof reply);
-  return be64toh (reply.size);
-}
-
-struct __attribute__ ((packed)) request {
-  uint32_t magic;
-  uint16_t flags, type;
-  uint64_t cookie, offset;
-  uint32_t count;
-};
-
-static void
-make_request (struct request *r, uint16_t type, uint64_t cookie,
-              uint64_t offset, uint32_t count)
-{
-  r->magic = htobe32 (NBD_REQUEST_MAGIC);
-  r->flags = 0;
-  r->type = htobe16 (type);
-  r->cookie = htobe64 (cookie);
-  r->offset = htobe64 (offset);
-  r->count = htobe32 (count);
+  raw_greeting (c, CLIENT_FLAGS);
+  return raw_export_name (c, export, NULL);
 }
 
 /* Has the server closed (or reset) the connection?  Does not read. */
@@ -222,40 +84,40 @@ hung_up (int fd, int timeout_ms)
 static int
 stop_reading (const char *path, const char *export, double limit)
 {
-  int fd = connect_unix (path);
-  uint64_t size = handshake (fd, export), cookie = 0;
+  struct raw_conn c = { .fd = raw_connect (path, NULL) };
+  uint64_t size = handshake (&c, export), cookie = 0;
   uint32_t len = 1024 * 1024;
   double last_accepted, t;
   unsigned long sent = 0;
 
   if (size < len)
-    die ("export too small");
+    raw_die ("export too small");
   /* Pipeline READs until the server stops taking them. */
   last_accepted = now_s ();
   for (;;) {
-    struct request r;
+    struct nbd_request r;
     ssize_t n;
 
     cookie++;
-    make_request (&r, NBD_CMD_READ, cookie, (cookie * len) % (size - len + 1),
-                  len);
-    n = send (fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT);
+    raw_make_request (&r, NBD_CMD_READ, 0, cookie,
+                      (cookie * len) % (size - len + 1), len);
+    n = send (c.fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == (ssize_t) sizeof r) {
       sent++;
       last_accepted = now_s ();
       continue;
     }
     if (n > 0) {                /* a partial header: finish it */
-      send_all (fd, (char *) &r + n, sizeof r - n);
+      raw_send_all (&c, (char *) &r + n, sizeof r - n);
       sent++;
       last_accepted = now_s ();
       continue;
     }
     if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (hung_up (fd, 100))
+      if (hung_up (c.fd, 100))
         break;
       if (now_s () - last_accepted > limit)
-        die ("still connected %.1f s after the server stopped taking "
+        raw_die ("still connected %.1f s after the server stopped taking "
              "requests (%lu READs sent, no reply read)",
              now_s () - last_accepted, sent);
       continue;
@@ -266,7 +128,7 @@ stop_reading (const char *path, const char *export, double limit)
   printf ("figures: stop-reading client: %lu READs of 1 MiB sent, no reply "
           "read; cut off %.1f s after its last request was accepted\n",
           sent, t);
-  close (fd);
+  close (c.fd);
   return 0;
 }
 
@@ -281,13 +143,13 @@ hold (const char *address, unsigned n, double seconds)
   double t0;
 
   if (fds == NULL)
-    die ("out of memory");
+    raw_die ("out of memory");
   if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 64) {
     rl.rlim_cur = rl.rlim_max < n + 64 ? rl.rlim_max : n + 64;
     setrlimit (RLIMIT_NOFILE, &rl);
   }
   for (unsigned i = 0; i < n; i++)
-    fds[i] = connect_to (address);
+    fds[i] = raw_connect (address, NULL);
   printf ("holding %u\n", n);
   fflush (stdout);
   t0 = now_s ();
@@ -300,7 +162,7 @@ hold (const char *address, unsigned n, double seconds)
       if (r == 0 || (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK)) {
         close (fds[i]);
         closed++;
-        fds[i] = connect_to (address);
+        fds[i] = raw_connect (address, NULL);
       }
     }
     {
@@ -328,21 +190,23 @@ half_open (const char *path, unsigned n, double limit)
   double t0, first = 0, last = 0;
 
   if (fds == NULL || open == NULL)
-    die ("out of memory");
+    raw_die ("out of memory");
   if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 64) {
     rl.rlim_cur = rl.rlim_max < n + 64 ? rl.rlim_max : n + 64;
     setrlimit (RLIMIT_NOFILE, &rl);
   }
   for (unsigned i = 0; i < n; i++) {
-    fds[i] = connect_unix (path);
+    struct raw_conn c = { .fd = raw_connect (path, NULL) };
+
+    fds[i] = c.fd;
     open[i] = true;
     if (i % 3 >= 1) {
       uint32_t cflags = htobe32 (CLIENT_FLAGS);
-      send_all (fds[i], &cflags, 4);
+      raw_send_all (&c, &cflags, 4);
     }
     if (i % 3 == 2) {
       uint64_t magic = htobe64 (NBD_IHAVEOPT);
-      send_all (fds[i], &magic, 8);      /* half an option header */
+      raw_send_all (&c, &magic, 8);      /* half an option header */
     }
   }
   t0 = now_s ();
@@ -369,7 +233,7 @@ half_open (const char *path, unsigned n, double limit)
     if (left == 0)
       break;
     if (now_s () - t0 > limit)
-      die ("%u of %u connections still open %.1f s after the last was "
+      raw_die ("%u of %u connections still open %.1f s after the last was "
            "opened", left, n, now_s () - t0);
     {
       struct timespec ts = { 0, 20 * 1000 * 1000 };
@@ -387,7 +251,7 @@ half_open (const char *path, unsigned n, double limit)
 /* ---- big-writes ---- */
 
 struct bw {
-  int fd;
+  struct raw_conn conn;
   uint64_t sent, replied;       /* requests */
   bool done;                    /* all sent */
   pthread_mutex_t lock;
@@ -399,13 +263,10 @@ bw_reader (void *arg)
   struct bw *b = arg;
 
   for (;;) {
-    struct __attribute__ ((packed)) {
-      uint32_t magic, error;
-      uint64_t cookie;
-    } reply;
+    struct pollfd p = { .fd = b->conn.fd, .events = POLLIN };
+    uint64_t cookie;
+    uint32_t error;
     bool stop;
-
-    struct pollfd p = { .fd = b->fd, .events = POLLIN };
 
     pthread_mutex_lock (&b->lock);
     stop = b->done && b->replied == b->sent;
@@ -414,12 +275,9 @@ bw_reader (void *arg)
       return NULL;
     if (poll (&p, 1, 100) != 1)
       continue;
-    recv_all (b->fd, &reply, sizeof reply);
-    if (be32toh (reply.magic) != NBD_SIMPLE_REPLY_MAGIC)
-      die ("bad reply magic 0x%08" PRIx32, be32toh (reply.magic));
-    if (reply.error)
-      die ("a 32 MiB WRITE failed: NBD error %" PRIu32,
-           be32toh (reply.error));
+    error = raw_read_simple_reply (&b->conn, &cookie);
+    if (error)
+      raw_die ("a 32 MiB WRITE failed: NBD error %" PRIu32, error);
     pthread_mutex_lock (&b->lock);
     b->replied++;
     pthread_mutex_unlock (&b->lock);
@@ -437,23 +295,23 @@ big_writes (const char *path, const char *export, double seconds)
   double t0, t;
 
   if (payload == NULL)
-    die ("out of memory");
+    raw_die ("out of memory");
   memset (payload, 0x5b, len);
-  b.fd = connect_unix (path);
-  size = handshake (b.fd, export);
+  b.conn.fd = raw_connect (path, NULL);
+  size = handshake (&b.conn, export);
   if (size < len)
-    die ("export smaller than 32 MiB");
+    raw_die ("export smaller than 32 MiB");
   pthread_create (&tid, NULL, bw_reader, &b);
   t0 = now_s ();
   while (now_s () - t0 < seconds) {
-    struct request r;
+    struct nbd_request r;
     uint64_t off;
 
     rng = rng * 6364136223846793005u + 1442695040888963407u;
     off = ((rng >> 20) % ((size - len) / 4096 + 1)) * 4096;
-    make_request (&r, NBD_CMD_WRITE, b.sent + 1, off, len);
-    send_all (b.fd, &r, sizeof r);
-    send_all (b.fd, payload, len);
+    raw_make_request (&r, NBD_CMD_WRITE, 0, b.sent + 1, off, len);
+    raw_send_all (&b.conn, &r, sizeof r);
+    raw_send_all (&b.conn, payload, len);
     pthread_mutex_lock (&b.lock);
     b.sent++;
     pthread_mutex_unlock (&b.lock);
@@ -466,7 +324,7 @@ big_writes (const char *path, const char *export, double seconds)
   printf ("figures: big-writes client: %" PRIu64 " WRITEs of 32 MiB in "
           "%.1f s (%.0f MiB/s), every one acknowledged\n", b.sent, t,
           b.sent * 32.0 / t);
-  close (b.fd);
+  close (b.conn.fd);
   free (payload);
   return 0;
 }
@@ -474,6 +332,8 @@ big_writes (const char *path, const char *export, double seconds)
 int
 main (int argc, char *argv[])
 {
+  const char *mode;
+
   if (argc >= 2 && strcmp (argv[1], "--help") == 0) {
     printf ("usage: hostile-client stop-reading|half-open|big-writes|hold ... "
             "(see the top of hostile-client.c)\n");
@@ -484,6 +344,9 @@ main (int argc, char *argv[])
     return 1;
   }
   mode = argv[1];
+  raw_program = "hostile-client";
+  raw_mode = mode;
+  raw_die_prefix = "FAIL: ";
   setvbuf (stdout, NULL, _IOLBF, 0);
   if (strcmp (mode, "stop-reading") == 0)
     return stop_reading (argv[2], argv[3], strtod (argv[4], NULL));

@@ -8,11 +8,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdcopy --version
-make_tmpdir
-make_pki "$tmp/pki"
-make_psk "$tmp/keys.psk" writer
-truncate -s 32M "$tmp/disk.img"
+tls_setup -c nbdcopy -x -k writer 32M
 head -c 32M /dev/urandom > "$tmp/data"
 
 start_server_unix --loops=2 --tls=require --tls-certificates="$tmp/pki" \

@@ -9,11 +9,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdinfo --version
-make_tmpdir
-make_pki "$tmp/pki"
-make_psk "$tmp/keys.psk" alice
-truncate -s 16M "$tmp/disk.img"
+tls_setup -c nbdinfo -x -k alice 16M
 
 # Under ASan, freed memory waits in a quarantine (256 MiB by default)
 # before it is reused: keep it small here so the warm-up fills it.

@@ -9,10 +9,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-make_tmpdir
-make_pki "$tmp/pki"
-make_psk "$tmp/keys.psk" alice
-truncate -s 1M "$tmp/disk.img"
+tls_setup -x -k alice 1M
 lb () { timeout 20 nbd-loopback -f -U "$tmp/sock" "$@" loopback fd="$tmp/disk.img"; }
 
 nbd-loopback --help > "$tmp/help"

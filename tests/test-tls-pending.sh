@@ -12,9 +12,7 @@ source "$abs_top_srcdir/tests/fault-functions.sh"
 set -e
 set -x
 
-make_tmpdir
-make_pki "$tmp/pki"
-truncate -s 160M "$tmp/disk.img"
+tls_setup -x 160M
 
 # commit=high, one worker, and a host file whose writes and syncs each
 # take 2 ms (the fault-injection shim's "slow"): replies lag far behind

@@ -8,13 +8,9 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdinfo --version
-make_tmpdir
-make_psk "$tmp/keys.psk" alice
-make_psk "$tmp/keys.psk" bob
+tls_setup -c nbdinfo -k alice -k bob 16M
 test "$(wc -l < "$tmp/keys.psk")" -eq 2
 grep "^bob:" "$tmp/keys.psk" > "$tmp/bob.psk"
-truncate -s 16M "$tmp/disk.img"
 
 start_server_unix -v --tls=require --tls-psk="$tmp/keys.psk" \
     loopback fd="$tmp/disk.img"

@@ -8,11 +8,9 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires qemu-img --version
-make_tmpdir
+tls_setup -c qemu-img 16M
 mkdir "$tmp/psk"
 make_psk "$tmp/psk/keys.psk" qemu
-truncate -s 16M "$tmp/disk.img"
 printf 'qemu over PSK' | dd of="$tmp/disk.img" bs=512 seek=9 conv=notrunc status=none
 creds="tls-creds-psk,id=tls0,endpoint=client,dir=$tmp/psk,username=qemu"
 

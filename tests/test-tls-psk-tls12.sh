@@ -7,11 +7,9 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires qemu-img --version
-make_tmpdir
+tls_setup -c qemu-img 16M
 mkdir "$tmp/psk"
 make_psk "$tmp/psk/keys.psk" qemu
-truncate -s 16M "$tmp/disk.img"
 
 start_server_unix -v --tls=require --tls-psk="$tmp/psk/keys.psk" \
     loopback fd="$tmp/disk.img"

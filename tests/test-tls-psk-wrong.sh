@@ -7,13 +7,10 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdinfo --version
-make_tmpdir
-make_psk "$tmp/keys.psk" alice
+tls_setup -c nbdinfo -k alice 16M
 make_psk "$tmp/other.psk" alice
 make_psk "$tmp/mallory.psk" mallory
 cmp -s "$tmp/keys.psk" "$tmp/other.psk" && fail "psktool made the same key twice"
-truncate -s 16M "$tmp/disk.img"
 
 start_server_unix --tls=require --tls-psk="$tmp/keys.psk" \
     loopback fd="$tmp/disk.img"

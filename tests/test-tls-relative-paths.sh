@@ -8,11 +8,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdinfo --version
-make_tmpdir
-make_pki "$tmp/pki"
-make_psk "$tmp/keys.psk" alice
-truncate -s 16M "$tmp/disk.img"
+tls_setup -c nbdinfo -x -k alice 16M
 
 ( cd "$tmp" && nbd-loopback -P server.pid -U sock --tls=require \
       --tls-certificates=pki --tls-psk=keys.psk loopback fd=disk.img )

@@ -10,10 +10,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdinfo --version
-make_tmpdir
-make_pki "$tmp/pki"
-truncate -s 16M "$tmp/disk.img"
+tls_setup -c nbdinfo -x 16M
 
 start_server_unix --tls=require --tls-certificates="$tmp/pki" \
     loopback fd="$tmp/disk.img"

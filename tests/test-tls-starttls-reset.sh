@@ -10,9 +10,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-make_tmpdir
-make_pki "$tmp/pki"
-truncate -s 16M "$tmp/disk.img"
+tls_setup -x 16M
 
 start_server_unix --tls=require --tls-certificates="$tmp/pki" \
     loopback fd="$tmp/disk.img"

@@ -10,13 +10,8 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdinfo --version
-requires nbdcopy --version
-requires qemu-img --version
-make_tmpdir
-make_pki "$tmp/pki"
+tls_setup -c nbdinfo -c nbdcopy -c qemu-img -x 64M
 make_ca "$tmp/other" "another CA"
-truncate -s 64M "$tmp/disk.img"
 
 start_server_unix -v --tls=require --tls-certificates="$tmp/pki" \
     loopback fd="$tmp/disk.img"

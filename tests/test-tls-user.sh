@@ -13,12 +13,10 @@ requires_root
 requires nbdinfo --version
 id nobody >/dev/null 2>&1 || skip "no user 'nobody'"
 uid=$(id -u nobody)
-make_tmpdir
-make_pki "$tmp/pki"
+tls_setup -x 16M
 make_psk "$tmp/pki/keys.psk" alice
 chmod 600 "$tmp/pki"/*
 chmod 700 "$tmp/pki"
-truncate -s 16M "$tmp/disk.img"
 # The socket's directory must be reachable for nobody's clients too.
 chmod 755 "$tmp"
 

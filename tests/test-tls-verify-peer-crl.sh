@@ -7,9 +7,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdinfo --version
-make_tmpdir
-make_pki "$tmp/pki"
+tls_setup -c nbdinfo -x 16M
 mkdir "$tmp/revoked"
 cp "$tmp/pki/ca-cert.pem" "$tmp/revoked/"
 make_cert "$tmp/pki" "$tmp/revoked" client client
@@ -18,7 +16,6 @@ certtool --generate-crl --load-ca-privkey "$tmp/pki/ca-key.pem" \
     --load-ca-certificate "$tmp/pki/ca-cert.pem" \
     --load-certificate "$tmp/revoked/client-cert.pem" \
     --template "$tmp/crl.info" --outfile "$tmp/pki/ca-crl.pem" 2>/dev/null
-truncate -s 16M "$tmp/disk.img"
 
 start_server_unix --tls=require --tls-certificates="$tmp/pki" \
     --tls-verify-peer loopback fd="$tmp/disk.img"

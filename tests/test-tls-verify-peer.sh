@@ -8,9 +8,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdinfo --version
-make_tmpdir
-make_pki "$tmp/pki"
+tls_setup -c nbdinfo -x 16M
 # No client certificate: just the CA, to check the server.
 mkdir "$tmp/anon"
 cp "$tmp/pki/ca-cert.pem" "$tmp/anon/"
@@ -19,7 +17,6 @@ make_ca "$tmp/foreign-ca" "foreign CA"
 mkdir "$tmp/foreign"
 cp "$tmp/pki/ca-cert.pem" "$tmp/foreign/"
 make_cert "$tmp/foreign-ca" "$tmp/foreign" client client
-truncate -s 16M "$tmp/disk.img"
 
 start_server_unix -v --tls=require --tls-certificates="$tmp/pki" \
     --tls-verify-peer loopback fd="$tmp/disk.img"

@@ -8,10 +8,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires nbdinfo --version
-make_tmpdir
-make_pki "$tmp/pki"
-truncate -s 16M "$tmp/disk.img"
+tls_setup -c nbdinfo -x 16M
 
 # Credentials alone turn TLS on (clients choose).
 start_server_unix --tls-certificates="$tmp/pki" loopback fd="$tmp/disk.img"

@@ -8,10 +8,7 @@ source "$abs_top_srcdir/tests/tls-functions.sh"
 set -e
 set -x
 
-requires qemu-img --version
-make_tmpdir
-make_pki "$tmp/pki"
-truncate -s 16M "$tmp/disk.img"
+tls_setup -c qemu-img -x 16M
 printf 'qemu over TLS' | dd of="$tmp/disk.img" bs=512 seek=8 conv=notrunc status=none
 creds="tls-creds-x509,id=tls0,endpoint=client,dir=$tmp/pki"
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the TLS tests (tests/test-tls-*.sh), sourced after
-# functions.sh and make_tmpdir.  Credentials are made fresh in each
+# functions.sh.  Credentials are made fresh in each
 # test with GnuTLS's certtool and psktool (an ECDSA CA, RSA leaf keys:
 # qemu 10 wants key encipherment in their key usage, which ECDSA keys
 # cannot have).
@@ -81,4 +81,30 @@ nbd_tls_uri ()
 nbd_psk_uri ()
 {
     echo "nbds+unix://$2@/${3:-}?socket=$sock&tls-psk-file=$1"
+}
+
+# tls_setup [-c CLIENT]... [-x] [-k USER]... SIZE: the start of a TLS
+# test.  Skips unless each CLIENT runs (CLIENT --version); makes $tmp
+# (make_tmpdir), X.509 credentials in $tmp/pki (-x, make_pki), a PSK
+# file $tmp/keys.psk with a key for each USER (-k, make_psk), and a
+# sparse host file $tmp/disk.img of SIZE.
+tls_setup ()
+{
+    local opt OPTIND=1 pki=no users=() u
+    while getopts c:xk: opt; do
+        case $opt in
+            c) requires "$OPTARG" --version ;;
+            x) pki=yes ;;
+            k) users+=("$OPTARG") ;;
+            *) fail "tls_setup: bad option" ;;
+        esac
+    done
+    shift $((OPTIND - 1))
+    [ $# -eq 1 ] || fail "tls_setup: expected one SIZE"
+    make_tmpdir
+    [ "$pki" = no ] || make_pki "$tmp/pki"
+    for u in "${users[@]}"; do
+        make_psk "$tmp/keys.psk" "$u"
+    done
+    truncate -s "$1" "$tmp/disk.img"
 }
