@@ -670,15 +670,42 @@ extern char **config_file_join (char **words, int nwords, char **more,
 /* Free what the two above returned. */
 extern void config_file_free (void);
 
-/* ---- tls.c: TLS with OpenSSL ---- */
+/* ---- tls-creds.c: TLS credentials and the SSL_CTX (OpenSSL) ---- */
 
-struct tls_conn;
+struct ssl_st;                  /* OpenSSL's SSL, for tls*.c only */
+
+/* What the credential callbacks learn about one client during its
+ * handshake (the session's app data; tls.c logs it).
+ */
+struct tls_peer {
+  const char *psk_user;         /* the PSK identity used, if any */
+  char unknown_user[64];        /* a PSK identity we do not know */
+};
 /* Make the credentials' paths absolute (before detaching); -1 (logged)
  * if they are not there.
  */
 extern int tls_resolve_paths (void);
-/* Load the credentials opt names (before privileges are dropped);
- * nothing with --tls=off.  Returns -1 (logged) on failure.
+/* Load the credentials opt names into the SSL_CTX (tls_init calls it).
+ * Returns -1 (logged, everything freed) on failure.
+ */
+extern int tls_creds_init (void);
+extern void tls_creds_cleanup (void);
+/* A server session for one client, noting what it learns in *peer;
+ * NULL if out of memory.
+ */
+extern struct ssl_st *tls_session_new (struct tls_peer *peer);
+/* The most useful line OpenSSL has about the last failure; logging
+ * OpenSSL's error queue at start-up.
+ */
+extern void tls_describe_error (struct ssl_st *ssl, char *buf, size_t len);
+extern void tls_log_ssl_error (const char *what);
+
+/* ---- tls.c: TLS with OpenSSL, the transport ---- */
+
+struct tls_conn;
+/* Load the credentials opt names (before privileges are dropped) and
+ * set up the transport; nothing with --tls=off.  Returns -1 (logged)
+ * on failure.
  */
 extern int tls_init (void);
 extern void tls_cleanup (void);
