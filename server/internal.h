@@ -125,6 +125,7 @@ extern void log_to_syslog (void);
 /* ---- exports.c: the export table ---- */
 
 struct export {
+  /* Borrowed from exports.c's struct export_set. */
   char *name;                   /* "lo0", ..., "ram0" */
   char *description;            /* for LIST and NBD_INFO_DESCRIPTION */
   struct device *dev;           /* NULL for ram0 */
@@ -148,6 +149,9 @@ struct export {
 extern struct export *exports;
 extern size_t nr_exports;
 
+/* export_set_open_devices and export_set_open_cache (export-set.h),
+ * then exports[] filled in.  -1 (logged) on failure.
+ */
 extern int exports_open_devices (const struct config *cfg);
 extern int exports_open_cache (const struct config *cfg);
 /* Write everything back and close: caches, cache_shutdown, I/O
