@@ -6,7 +6,7 @@
 #
 # The product is built with the configured compiler (gcc); libFuzzer
 # needs clang's coverage instrumentation in the code under test, so
-# the sources of common/ opts/ device/ cache/ and server/ are compiled
+# the sources of common/ opts/ device/ cache/ exports/ and server/ are compiled
 # again here, with clang, into OUTDIR/obj.  Which sources, and with
 # which -I/-D flags, comes from each directory's generated Makefile
 # (printvars.mk), so files other engineers add are picked up.
@@ -71,7 +71,8 @@ keep_flags () # DIR compile|link
 
 objs=()
 libs=()
-for dir in common opts device cache server; do
+# "." is the top directory, which builds exports/ (Makefile.am).
+for dir in common opts device cache . server; do
     cppflags=$(vars $dir cppflags | keep_flags $dir compile | tr '\n' ' ')
     for f in $(vars $dir sources); do
         case $f in
@@ -79,7 +80,7 @@ for dir in common opts device cache server; do
         *) s=$(cd "$build/$dir" && realpath -m "$f") ;;
         esac
         base=$(basename "$f" .c)
-        o="$out/obj/$dir-$base.o"
+        o="$out/obj/${dir/#./top}-$base.o"
         extra=
         [ "$dir/$base" = server/main ] && extra=-Dmain=nbdl_main_unused
         objs+=("$o")

@@ -159,7 +159,7 @@ harness_run (const uint8_t *prefix, size_t prefix_len,
   ev_io_init (&p.w, peer_cb, sv[1], EV_READ | EV_WRITE);
   p.w.data = &p;
   ev_io_start (loop->ev, &p.w);
-  if (conn_new (loop, sv[0]) == NULL)
+  if (conn_new (loop, sv[0], &handshake_phase) == NULL)
     abort ();
   /* Until the server has freed the connection and the client end has
    * seen it close.  Workers wake the loop through its ev_async.

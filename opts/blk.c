@@ -506,7 +506,8 @@ blk_resolve (struct opts *o, struct blk_config *out, char **err)
     b->bufsz_max = 16 * KiB;
   }
 
-  if (!o->slot_text[SLOT_THREAD]) {
+  b->thread_given = o->slot_text[SLOT_THREAD] != NULL;
+  if (!b->thread_given) {
     b->thread_max = 12;
     b->thread_low = 2;
     b->thread_high = 4;

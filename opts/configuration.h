@@ -64,6 +64,7 @@ struct blk_config {
   uint32_t thread_max;          /* thread=MAX:LOW:HIGH */
   uint32_t thread_low;
   uint32_t thread_high;
+  bool thread_given;            /* thread= was given (else defaults) */
   bool noaiod;
   uint64_t ramdisk;             /* ramdisk=SIZE, 0 = none */
   uint32_t ramdisk_sector;

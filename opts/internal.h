@@ -77,6 +77,8 @@ struct opts {
   size_t nr_warnings;
 };
 
+/* report.c: errors and warnings of every handler. */
+
 /* Record a warning once per key (an option or group name). */
 extern int opts_warn_once (struct opts *o, const char *key,
                            const char *fs, ...)

@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,53 +46,6 @@ opts_is_group_word (const char *word)
 {
   return strcmp (word, "loopback") == 0 || strcmp (word, "blk") == 0 ||
     is_foreign_group (word);
-}
-
-int
-opts_error (char **err, const char *fs, ...)
-{
-  va_list args;
-
-  va_start (args, fs);
-  if (vasprintf (err, fs, args) == -1)
-    *err = NULL;
-  va_end (args);
-  return -1;
-}
-
-int
-opts_warn_once (struct opts *o, const char *key, const char *fs, ...)
-{
-  va_list args;
-  char *msg, **w;
-  size_t keylen = strlen (key);
-
-  /* Warnings are stored as "key\tmessage" so duplicates are found by key. */
-  for (size_t i = 0; i < o->nr_warnings; i++)
-    if (strncmp (o->warnings[i], key, keylen) == 0 &&
-        o->warnings[i][keylen] == '\t')
-      return 0;
-
-  va_start (args, fs);
-  if (vasprintf (&msg, fs, args) == -1) {
-    va_end (args);
-    return -1;
-  }
-  va_end (args);
-
-  w = realloc (o->warnings, (o->nr_warnings + 1) * sizeof *w);
-  if (w == NULL) {
-    free (msg);
-    return -1;
-  }
-  o->warnings = w;
-  if (asprintf (&o->warnings[o->nr_warnings], "%s\t%s", key, msg) == -1) {
-    free (msg);
-    return -1;
-  }
-  o->nr_warnings++;
-  free (msg);
-  return 0;
 }
 
 struct opts *
@@ -534,59 +486,6 @@ config_free (struct config *cfg)
     free (cfg->warnings[i]);
   free (cfg->warnings);
   free (cfg);
-}
-
-const char *
-access_mode_name (enum access_mode m)
-{
-  return m == ACCESS_RO ? "ro" : "rw";
-}
-
-const char *
-sync_mode_name (enum sync_mode m)
-{
-  return m == SYNC_SYNC ? "sync" : "async";
-}
-
-const char *
-deny_mode_name (enum deny_mode m)
-{
-  static const char *const names[] = {
-    [DENY_NO] = "denyno", [DENY_RD] = "denyrd",
-    [DENY_WR] = "denywr", [DENY_RW] = "denyrw",
-  };
-  return names[m];
-}
-
-const char *
-io_mode_name (enum io_mode m)
-{
-  static const char *const names[] = {
-    [IO_PROBE] = "probe", [IO_XTYPE] = "xtype", [IO_SEEK] = "seek",
-  };
-  return names[m];
-}
-
-const char *
-commit_level_name (enum commit_level c)
-{
-  static const char *const names[] = {
-    [COMMIT_NONE] = "none", [COMMIT_LOW] = "low",
-    [COMMIT_MEDIUM] = "medium", [COMMIT_HIGH] = "high",
-  };
-  return names[c];
-}
-
-void
-format_seconds (char *buf, size_t len, uint64_t ms)
-{
-  int n = snprintf (buf, len, "%" PRIu64 ".%03" PRIu64, ms / 1000, ms % 1000);
-
-  /* Drop trailing zeroes of the fraction, and the point if bare. */
-  while (n > 0 && (size_t) n < len && buf[n - 1] == '0')
-    buf[--n] = '\0';
-  if (n > 0 && (size_t) n < len && buf[n - 1] == '.')
-    buf[--n] = '\0';
 }
 
 void

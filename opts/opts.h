@@ -92,7 +92,7 @@ extern void config_force_readonly (struct config *cfg);
 
 extern void config_free (struct config *cfg);
 
-/* Formatting helpers shared with --dump-config. */
+/* names.c: formatting helpers shared with --dump-config. */
 extern const char *access_mode_name (enum access_mode m);
 extern const char *sync_mode_name (enum sync_mode m);
 extern const char *deny_mode_name (enum deny_mode m);

@@ -10,7 +10,8 @@
  *
  * nbdkit owns sockets, TLS and the handshake; each callback here maps
  * onto one cache call.  Files are opened and locked in .get_ready, so
- * errors reach the terminal; threads (the nio= I/O threads and the
+ * errors reach the terminal, by exports/export-set.c, which opens and
+ * closes the daemon's exports too; threads (the nio= I/O threads and the
  * cache flusher) start in .after_fork, because nbdkit forks to run in
  * the background; everything dirty is written back in .cleanup.
  * .open runs more than once per connection (for NBD_OPT_INFO and
@@ -33,7 +34,7 @@
 
 #include "cache.h"
 #include "cleanup.h"
-#include "device.h"
+#include "export-set.h"
 #include "iothreads.h"
 #include "log.h"
 #include "opts.h"
@@ -47,22 +48,15 @@ static struct opts *parser;
 static struct config *cfg;
 
 /* Set in .get_ready, read-only while serving. */
-struct export {
-  const char *name;
-  char *description;
-  struct device *dev;           /* NULL for ram0 */
-  struct cache_export *exp;
-};
-static struct export *exports;
-static size_t nr_exports;
+static struct export_set set;
 
 /* One per connection (nbdkit's handle). */
 struct connection {
-  struct export *e;
+  const struct export_entry *e;
   bool wrote;                   /* atomic: a write, zero or trim was served */
 };
 
-static struct export *
+static const struct export_entry *
 export_of (void *handle)
 {
   return ((struct connection *) handle)->e;
@@ -205,73 +199,21 @@ loopback_config_complete (void)
   if (cfg->have_user)
     fprintf (stderr, "nbdkit: loopback: warning: user= has no effect in "
              "the plugin: use nbdkit's -u and -g options\n");
-  if (cfg->blk.thread_max != 12 || cfg->blk.thread_low != 2 ||
-      cfg->blk.thread_high != 4 || cfg->blk.noaiod)
+  if (cfg->blk.thread_given || cfg->blk.noaiod)
     fprintf (stderr, "nbdkit: loopback: warning: thread= and noaiod have no "
              "effect in the plugin: nbdkit runs the requests (see its -t "
              "option)\n");
   return absolute_paths ();
 }
 
-static int
-add_export (const char *name, struct device *dev, struct cache_export *exp,
-            const struct export_config *ec)
-{
-  struct export *e = &exports[nr_exports++];
-
-  e->name = name;
-  e->dev = dev;
-  e->exp = exp;
-  e->description = export_description (ec, cache_export_size (exp),
-                                       cache_export_readonly (exp),
-                                       cache_export_blksz (exp));
-  if (e->description == NULL) {
-    nbdkit_error ("out of memory");
-    return -1;
-  }
-  return 0;
-}
-
 /* Open and lock every file, set up the cache.  No threads yet. */
 static int
 loopback_get_ready (void)
 {
-  exports = calloc (cfg->nr_exports + 1, sizeof *exports);
-  if (exports == NULL) {
-    nbdkit_error ("out of memory");
+  if (export_set_open_devices (&set, cfg) == -1
+      || cache_init (&cfg->blk, false) == -1
+      || export_set_open_cache (&set, cfg) == -1)
     return -1;
-  }
-  if (device_check_distinct (cfg->exports, cfg->nr_exports) == -1 ||
-      cache_init (&cfg->blk, false) == -1)
-    return -1;
-  for (size_t i = 0; i < cfg->nr_exports; i++) {
-    const struct export_config *ec = &cfg->exports[i];
-    struct device *dev = device_open (ec);
-    struct cache_export *exp;
-
-    if (dev == NULL)
-      return -1;
-    exp = cache_export_open (dev);
-    if (exp == NULL) {
-      nbdkit_error ("%s: %m", ec->name);
-      device_close (dev);
-      return -1;
-    }
-    /* nbdkit offers plugins base:allocation only: the plugin tracks
-     * and keeps the sidecar, which the daemon serves later.
-     */
-    if (ec->cbt)
-      cache_export_track (exp, ec->cbt, ec->cbt_image, ec->cbt_file);
-    if (add_export (ec->name, dev, exp, ec) == -1)
-      return -1;
-  }
-  if (cfg->blk.ramdisk) {
-    struct cache_export *exp =
-      cache_export_open_ram ("ram0", cfg->blk.ramdisk,
-                             cfg->blk.ramdisk_sector, cfg->blk.readonly);
-    if (exp == NULL || add_export ("ram0", NULL, exp, NULL) == -1)
-      return -1;
-  }
   return 0;
 }
 
@@ -285,24 +227,11 @@ loopback_after_fork (void)
   return cache_start_flusher ();
 }
 
+/* Everything written back (failures logged), then closed. */
 static void
 loopback_cleanup (void)
 {
-  for (size_t i = 0; i < nr_exports; i++) {
-    if (cache_export_close (exports[i].exp) == -1)
-      nbdkit_error ("%s: not all data could be written back: %m",
-                    exports[i].name);
-  }
-  cache_shutdown ();
-  iothreads_stop ();
-  for (size_t i = 0; i < nr_exports; i++) {
-    if (exports[i].dev)
-      device_close (exports[i].dev);
-    free (exports[i].description);
-  }
-  free (exports);
-  exports = NULL;
-  nr_exports = 0;
+  export_set_close (&set);
 }
 
 static void
@@ -316,9 +245,8 @@ static int
 loopback_list_exports (int readonly, int is_tls,
                        struct nbdkit_exports *list)
 {
-  for (size_t i = 0; i < nr_exports; i++)
-    if (nbdkit_add_export (list, exports[i].name,
-                           exports[i].description) == -1)
+  for (size_t i = 0; i < set.n; i++)
+    if (nbdkit_add_export (list, set.v[i].name, set.v[i].description) == -1)
       return -1;
   return 0;
 }
@@ -326,21 +254,21 @@ loopback_list_exports (int readonly, int is_tls,
 static const char *
 loopback_default_export (int readonly, int is_tls)
 {
-  return nr_exports > 0 ? exports[0].name : NULL;
+  return set.n > 0 ? set.v[0].name : NULL;
 }
 
 static void *
 loopback_open (int readonly)
 {
   const char *name = nbdkit_export_name ();
-  struct export *e = NULL;
+  const struct export_entry *e = NULL;
   struct connection *c;
 
   if (name == NULL || name[0] == '\0')
-    e = nr_exports > 0 ? &exports[0] : NULL;
-  for (size_t i = 0; e == NULL && i < nr_exports; i++)
-    if (strcmp (exports[i].name, name) == 0)
-      e = &exports[i];
+    e = set.n > 0 ? &set.v[0] : NULL;
+  for (size_t i = 0; e == NULL && i < set.n; i++)
+    if (strcmp (set.v[i].name, name) == 0)
+      e = &set.v[i];
   if (e == NULL) {
     nbdkit_error ("no export named '%s' (nbdinfo --list shows them)", name);
     return NULL;
@@ -363,32 +291,32 @@ loopback_close (void *handle)
   struct connection *c = handle;
 
   if (__atomic_load_n (&c->wrote, __ATOMIC_RELAXED))
-    cache_flush_soon (c->e->exp);
+    cache_flush_soon (c->e->ce);
   free (c);
 }
 
 static const char *
 loopback_export_description (void *handle)
 {
-  struct export *e = export_of (handle);
+  const struct export_entry *e = export_of (handle);
   return e->description;
 }
 
 static int64_t
 loopback_get_size (void *handle)
 {
-  struct export *e = export_of (handle);
-  return cache_export_size (e->exp);
+  const struct export_entry *e = export_of (handle);
+  return cache_export_size (e->ce);
 }
 
 static int
 loopback_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
                      uint32_t *maximum)
 {
-  struct export *e = export_of (handle);
+  const struct export_entry *e = export_of (handle);
 
-  *minimum = cache_export_blksz (e->exp);
-  *preferred = cache_export_preferred (e->exp);
+  *minimum = cache_export_blksz (e->ce);
+  *preferred = cache_export_preferred (e->ce);
   *maximum = MAX_REQUEST;
   return 0;
 }
@@ -396,8 +324,8 @@ loopback_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
 static int
 loopback_can_write (void *handle)
 {
-  struct export *e = export_of (handle);
-  return !cache_export_readonly (e->exp);
+  const struct export_entry *e = export_of (handle);
+  return !cache_export_readonly (e->ce);
 }
 
 static int
@@ -413,8 +341,8 @@ loopback_can_flush (void *handle)
 static int
 loopback_can_fua (void *handle)
 {
-  struct export *e = export_of (handle);
-  return cache_export_can_fua (e->exp) ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
+  const struct export_entry *e = export_of (handle);
+  return cache_export_can_fua (e->ce) ? NBDKIT_FUA_NATIVE : NBDKIT_FUA_NONE;
 }
 
 /* One cache serves every connection and a flush writes back every
@@ -460,8 +388,8 @@ static int
 loopback_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                 uint32_t flags)
 {
-  struct export *e = export_of (handle);
-  return cache_read (e->exp, buf, count, offset);
+  const struct export_entry *e = export_of (handle);
+  return cache_read (e->ce, buf, count, offset);
 }
 
 static unsigned
@@ -476,35 +404,35 @@ static int
 loopback_pwrite (void *handle, const void *buf, uint32_t count,
                  uint64_t offset, uint32_t flags)
 {
-  struct export *e = export_of (handle);
+  const struct export_entry *e = export_of (handle);
 
   note_write (handle);
-  return cache_write (e->exp, buf, count, offset, cache_flags (flags));
+  return cache_write (e->ce, buf, count, offset, cache_flags (flags));
 }
 
 static int
 loopback_flush (void *handle, uint32_t flags)
 {
-  struct export *e = export_of (handle);
-  return cache_flush (e->exp);
+  const struct export_entry *e = export_of (handle);
+  return cache_flush (e->ce);
 }
 
 static int
 loopback_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct export *e = export_of (handle);
+  const struct export_entry *e = export_of (handle);
 
   note_write (handle);
-  return cache_trim (e->exp, count, offset, cache_flags (flags));
+  return cache_trim (e->ce, count, offset, cache_flags (flags));
 }
 
 static int
 loopback_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct export *e = export_of (handle);
+  const struct export_entry *e = export_of (handle);
 
   note_write (handle);
-  return cache_zero (e->exp, count, offset, cache_flags (flags));
+  return cache_zero (e->ce, count, offset, cache_flags (flags));
 }
 
 static int
@@ -519,20 +447,20 @@ static int
 loopback_extents (void *handle, uint32_t count, uint64_t offset,
                   uint32_t flags, struct nbdkit_extents *extents)
 {
-  struct export *e = export_of (handle);
-  return cache_extents (e->exp, count, offset, add_extent, extents);
+  const struct export_entry *e = export_of (handle);
+  return cache_extents (e->ce, count, offset, add_extent, extents);
 }
 
 static int
 loopback_cache (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  struct export *e = export_of (handle);
+  const struct export_entry *e = export_of (handle);
 
   if (flags != 0) {
     errno = EINVAL;
     return -1;
   }
-  return cache_prefetch (e->exp, count, offset);
+  return cache_prefetch (e->ce, count, offset);
 }
 
 static struct nbdkit_plugin plugin = {

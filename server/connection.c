@@ -2,16 +2,18 @@
 /* nbd-loopback daemon: one client connection.
  *
  * A connection belongs to one loop thread, which owns its socket
- * watchers, its input and its protocol state (handshake.c, then
- * request.c).  Workers touch only the output queue and the counters
- * under conn->lock: a finished request's reply is appended and, the
- * queue being empty, written at once from the worker (the transport
- * allows it for plain sockets), so a reply normally costs no trip
- * back through the loop.  The loop queues the replies it makes itself
- * (handshake, fast-path reads, errors) and writes them once per batch
- * of input (conn_queue, conn_flush).  Whatever a worker cannot finish (a full
- * socket, a paused reader to resume, a dead socket, the last request
- * of a closing connection) it leaves to the loop via loop_attention.
+ * watchers, its input and its protocol state.  Bytes move through the
+ * connection's transport_ops (transport.c, tls.c) and the input goes
+ * to its phase_ops: the handshake's (handshake.c), then
+ * transmission's (transmission.c over request.c); this file calls
+ * neither directly.  Workers touch only the output queue and the
+ * counters under conn->lock (output.c, transmission.c): a finished
+ * request's reply is appended and, the queue being empty, written at
+ * once from the worker (the transport allows it for plain sockets), so
+ * a reply normally costs no trip back through the loop.  Whatever a
+ * worker cannot finish (a full socket, a paused reader to resume, a
+ * dead socket, the last request of a closing connection) it leaves to
+ * the loop via loop_attention, which calls conn_check.
  *
  * Life cycle: HANDSHAKE -> TRANSMISSION -> FINISHING (no more input:
  * DISC, client EOF, shutdown; the replies still go out) or DEAD (the
@@ -82,25 +84,6 @@ tcp_options (int fd)
   setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof user_ms);
 }
 
-/* What a socket reports once tcp_options gave up on the peer: the
- * timeout, or the soft error met meanwhile (the peer's address no
- * longer resolves on the link, say).
- */
-static bool
-peer_vanished (int err)
-{
-  return err == ETIMEDOUT || err == EHOSTUNREACH || err == EHOSTDOWN
-    || err == ENETUNREACH;
-}
-
-static void
-log_vanished (struct connection *conn)
-{
-  log_warning ("conn %" PRIu64 " (%s): the client's host stopped answering "
-               "for %g s (%m; crashed or lost its network?): closing",
-               conn->id, conn->peer, opt.stall_timeout);
-}
-
 static void
 describe_peer (struct connection *conn)
 {
@@ -144,277 +127,7 @@ describe_peer (struct connection *conn)
   }
 }
 
-/* ---- output (any thread, conn->lock held) ---- */
-
-/* A message is done with: a batch buffer is kept for the next batch
- * (one per connection), anything else freed.
- */
-static void
-retire_locked (struct connection *conn, struct outmsg *m)
-{
-  if (m->reusable && conn->spare_batch == NULL && !conn->dead) {
-    if (m->npins)
-      cache_unpin (m->pins, m->npins);
-    m->next = NULL;
-    m->niov = m->cur = m->hdr_used = m->acct = m->npins = 0;
-    conn->spare_batch = m;
-  }
-  else
-    outmsg_free (m);
-}
-
-static void
-drop_output_locked (struct connection *conn)
-{
-  struct outmsg *m;
-
-  while ((m = conn->out_head) != NULL) {
-    conn->out_head = m->next;
-    conn_hold_locked (conn, -(int64_t) m->acct);
-    outmsg_free (m);
-  }
-  conn->out_tail = NULL;
-}
-
-/* Write as much of the queue as the socket takes.  Returns the bytes
- * written, or -1 when the socket failed (conn->dead is then set and
- * the queue dropped).
- */
-static ssize_t
-flush_locked (struct connection *conn)
-{
-  struct iovec iov[CONN_SEND_IOV];
-  struct outmsg *m;
-  ssize_t r, total = 0;
-  int n;
-
-  while (conn->out_head) {
-    n = 0;
-    for (m = conn->out_head; m && n < CONN_SEND_IOV; m = m->next)
-      for (size_t i = m->cur; i < m->niov && n < CONN_SEND_IOV; i++)
-        iov[n++] = m->iov[i];
-    if (n > 0) {
-      r = conn->ops->send (conn, iov, n);
-      if (r == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-          return total;
-        if (peer_vanished (errno))
-          log_vanished (conn);
-        else
-          conn_debug (conn, "send: %m");
-        conn->dead = true;
-        drop_output_locked (conn);
-        return -1;
-      }
-    }
-    else
-      r = 0;
-    total += r;
-    /* Retire what was sent. */
-    while ((m = conn->out_head) != NULL) {
-      while (m->cur < m->niov && (size_t) r >= m->iov[m->cur].iov_len) {
-        r -= m->iov[m->cur].iov_len;
-        m->cur++;
-      }
-      if (m->cur < m->niov) {
-        m->iov[m->cur].iov_base = (char *) m->iov[m->cur].iov_base + r;
-        m->iov[m->cur].iov_len -= r;
-        break;
-      }
-      conn->out_head = m->next;
-      if (conn->out_head == NULL)
-        conn->out_tail = NULL;
-      conn_hold_locked (conn, -(int64_t) m->acct);
-      retire_locked (conn, m);
-    }
-  }
-  return total;
-}
-
-static void
-append_locked (struct connection *conn, struct outmsg *msg)
-{
-  msg->next = NULL;
-  if (conn->out_tail)
-    conn->out_tail->next = msg;
-  else
-    conn->out_head = msg;
-  conn->out_tail = msg;
-}
-
-/* Loop thread: output waits, so watch for the socket to drain. */
-static void
-start_writing (struct connection *conn)
-{
-  if (ev_is_active (&conn->ww))
-    return;
-  ev_io_start (conn->loop->ev, &conn->ww);
-  if (conn->phase != PHASE_HANDSHAKE && !ev_is_active (&conn->timer)) {
-    ev_timer_set (&conn->timer, opt.stall_timeout, opt.stall_timeout);
-    ev_timer_start (conn->loop->ev, &conn->timer);
-  }
-}
-
-void
-conn_queue (struct connection *conn, struct outmsg *msg)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->lock);
-  if (conn->dead) {
-    outmsg_free (msg);
-    return;
-  }
-  conn_hold_locked (conn, msg->acct);
-  append_locked (conn, msg);
-}
-
-struct outmsg *
-conn_batch_buffer (struct connection *conn)
-{
-  struct outmsg *b;
-
-  lock_or_abort (&conn->lock);
-  b = conn->spare_batch;
-  conn->spare_batch = NULL;
-  unlock_or_abort (&conn->lock);
-  if (b == NULL && (b = outmsg_new (1, CONN_BATCH_SIZE)) != NULL)
-    b->reusable = true;
-  return b;
-}
-
-void
-conn_flush (struct connection *conn)
-{
-  bool pending;
-
-  if (conn->batch) {
-    conn_queue (conn, conn->batch);
-    conn->batch = NULL;
-  }
-  lock_or_abort (&conn->lock);
-  if (!conn->dead && conn->out_head)
-    flush_locked (conn);
-  pending = conn->out_head != NULL && !conn->dead;
-  unlock_or_abort (&conn->lock);
-  if (pending)
-    start_writing (conn);
-}
-
-/* The memory budget (--max-buffered): bytes held by all connections
- * (payloads of requests in flight, replies not yet sent).
- */
-static uint64_t total_held;             /* atomic */
-
-void
-conn_hold_locked (struct connection *conn, int64_t delta)
-{
-  conn->buffered += delta;
-  __atomic_add_fetch (&total_held, delta, __ATOMIC_RELAXED);
-  /* Less held: a connection that stopped reading may go on.  Whatever
-   * the path (a reply sent by a worker or the loop, dropped, a request
-   * back), its loop looks at it (conn_check resumes it).
-   */
-  if (delta < 0 && conn->read_paused && !conn->phase_closing
-      && conn_under_limits_locked (conn))
-    loop_attention (conn->loop, conn);
-}
-
-uint64_t
-conn_total_held (void)
-{
-  return __atomic_load_n (&total_held, __ATOMIC_RELAXED);
-}
-
-/* Whether the connection may read another request.  Its own limits,
- * and the process's: over --max-buffered, every connection that holds
- * something waits until what it holds has gone (the clients that stop
- * reading replies keep waiting, and are cut off by --stall-timeout),
- * while one holding nothing may always take one request.  So every
- * client makes progress, and memory stays within the budget plus one
- * request per connection, however many connections there are.
- */
-bool
-conn_under_limits_locked (const struct connection *conn)
-{
-  if (conn->inflight >= CONN_MAX_INFLIGHT
-      || conn->buffered >= CONN_MAX_BUFFERED)
-    return false;
-  return conn->buffered == 0
-    || __atomic_load_n (&total_held, __ATOMIC_RELAXED) < opt.max_buffered;
-}
-
-void
-conn_request_done (struct connection *conn, struct request *req,
-                   struct outmsg *reply)
-{
-  conn_request_back (conn, req, reply, true);
-}
-
-/* A request in flight is done (conn->lock held): count it out and
- * queue its reply.  Returns true if the loop must look at the
- * connection for more than sending (it died, reading may resume, a
- * closing connection has nothing left in flight).
- */
-static bool
-request_back_locked (struct connection *conn, struct request *req,
-                     struct outmsg *reply)
-{
-  conn->inflight--;
-  conn_hold_locked (conn, -(int64_t) req->acct);
-  req->acct = 0;
-  if (reply == NULL && !conn->dead) {
-    /* The client would wait for this reply forever. */
-    log_error ("conn %" PRIu64 ": no memory for a reply: dropping the "
-               "connection", conn->id);
-    conn->dead = true;
-    drop_output_locked (conn);
-  }
-  if (conn->dead)
-    outmsg_free (reply);
-  else {
-    conn_hold_locked (conn, reply->acct);
-    append_locked (conn, reply);
-  }
-  return conn->dead || (conn->read_paused && conn_under_limits_locked (conn))
-    || (conn->inflight == 0 && conn->phase_closing);
-}
-
-void
-conn_request_back (struct connection *conn, struct request *req,
-                   struct outmsg *reply, bool send_here)
-{
-  bool check;
-
-  lock_or_abort (&conn->lock);
-  check = request_back_locked (conn, req, reply);
-  if (send_here && !conn->dead && conn->out_head == reply
-      && conn->ops->send_from_any_thread)
-    flush_locked (conn);
-  if (conn->out_head)
-    conn->want_write = true;
-  /* Wake the loop only when it has something to do. */
-  if (check || conn->want_write)
-    loop_attention (conn->loop, conn);
-  unlock_or_abort (&conn->lock);
-  /* conn may be freed from here on. */
-  request_free (req);
-}
-
 /* ---- loop thread ---- */
-
-void
-conn_request_back_loop (struct connection *conn, struct request *req,
-                        struct outmsg *reply)
-{
-  bool check;
-
-  lock_or_abort (&conn->lock);
-  check = request_back_locked (conn, req, reply);
-  unlock_or_abort (&conn->lock);
-  request_free (req);
-  /* Not here: the caller may be in the middle of this connection. */
-  if (check)
-    loop_attention (conn->loop, conn);
-}
 
 void
 conn_finish (struct connection *conn, const char *why)
@@ -465,14 +178,16 @@ conn_kill (struct connection *conn, const char *why)
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&conn->lock);
   conn->dead = true;
   conn->phase_closing = true;
-  drop_output_locked (conn);
+  conn_drop_output_locked (conn);
 }
 
 void
-conn_enter_transmission (struct connection *conn)
+conn_enter_transmission (struct connection *conn,
+                         const struct phase_ops *transmission)
 {
   ev_timer_stop (conn->loop->ev, &conn->timer);
   conn->phase = PHASE_TRANSMISSION;
+  conn->phase_ops = transmission;
   admission_leave (conn);
 }
 
@@ -500,16 +215,14 @@ conn_free (struct connection *conn)
   close (conn->fd);
   if (conn->wrote && conn->exp)
     cache_flush_soon (conn->exp->ce);
-  drop_output_locked (conn);
+  conn_drop_output_locked (conn);
   outmsg_free (conn->batch);
   outmsg_free (conn->spare_batch);
-  if (conn->rx_req)
-    request_free (conn->rx_req);
+  conn->phase_ops->free (conn);
   if (conn->buffered)                   /* not expected: keep the sum right */
     conn_hold_locked (conn, -(int64_t) conn->buffered);
   free (conn->inbuf);
   free (conn->opt_data);
-  meta_clear (conn);
   pthread_mutex_destroy (&conn->lock);
   free (conn);
   __atomic_fetch_sub (&open_connections, 1, __ATOMIC_RELAXED);
@@ -521,19 +234,17 @@ conn_free (struct connection *conn)
 static int
 process_input (struct connection *conn)
 {
-  switch (conn->phase) {
-  case PHASE_HANDSHAKE:
-    if (handshake_input (conn) == -1)
+  const struct phase_ops *phase;
+
+  do {
+    if (conn->phase != PHASE_HANDSHAKE && conn->phase != PHASE_TRANSMISSION)
+      return 0;
+    phase = conn->phase_ops;
+    if (phase->input (conn) == -1)
       return -1;
     /* The handshake may have left requests behind it in the buffer. */
-    if (conn->phase != PHASE_TRANSMISSION)
-      return 0;
-    /* fallthrough */
-  case PHASE_TRANSMISSION:
-    return request_input (conn);
-  default:
-    return 0;
-  }
+  } while (conn->phase_ops != phase);
+  return 0;
 }
 
 void
@@ -606,7 +317,7 @@ read_cb (struct ev_loop *ev, ev_io *w, int revents)
     if (r > 0) {
       conn->rx_got += r;
       if (conn->rx_got == req->count)
-        request_payload_done (conn);
+        conn->phase_ops->payload_done (conn);
     }
   }
   else {
@@ -642,7 +353,7 @@ read_cb (struct ev_loop *ev, ev_io *w, int revents)
     if (errno == ECONNRESET)
       conn_kill (conn, "connection reset by the client");
     else if (peer_vanished (errno)) {
-      log_vanished (conn);
+      log_peer_vanished (conn);
       conn_kill (conn, "timeout");
     }
     else if (errno == EPROTO)
@@ -672,7 +383,7 @@ write_cb (struct ev_loop *ev, ev_io *w, int revents)
   ssize_t sent;
 
   lock_or_abort (&conn->lock);
-  sent = flush_locked (conn);
+  sent = conn_send_locked (conn);
   empty = conn->out_head == NULL;
   unlock_or_abort (&conn->lock);
   if (empty) {
@@ -701,7 +412,7 @@ timer_cb (struct ev_loop *ev, ev_timer *w, int revents)
 }
 
 struct connection *
-conn_new (struct loop *loop, int fd)
+conn_new (struct loop *loop, int fd, const struct phase_ops *first)
 {
   struct connection *conn = calloc (1, sizeof *conn);
   unsigned open;
@@ -732,6 +443,7 @@ conn_new (struct loop *loop, int fd)
   ev_timer_init (&conn->timer, timer_cb, opt.timeout, 0.);
   conn->rw.data = conn->ww.data = conn->timer.data = conn;
   conn->phase = PHASE_HANDSHAKE;
+  conn->phase_ops = first;
   conn_debug (conn, "accepted from %s on loop %u", conn->peer, loop->index);
   if (conn->refused)
     log_warning ("conn %" PRIu64 " (%s): more than %u connections: "
@@ -739,6 +451,7 @@ conn_new (struct loop *loop, int fd)
   admission_enter (conn);
   ev_timer_start (loop->ev, &conn->timer);
   ev_io_start (loop->ev, &conn->rw);
-  handshake_start (conn);
+  if (first->start)
+    first->start (conn);
   return conn;
 }

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -179,6 +180,20 @@ context_selected (const struct connection *conn, uint32_t id)
     return conn->meta_allocation;
   return id >= DIRTY_BITMAP_ID
     && id - DIRTY_BITMAP_ID < conn->nr_meta_bitmaps;
+}
+
+/* Forget the selection (a new SET_META_CONTEXT, STARTTLS, the end of
+ * the connection).
+ */
+void
+meta_clear (struct connection *conn)
+{
+  conn->meta_allocation = false;
+  for (unsigned i = 0; i < conn->nr_meta_bitmaps; i++)
+    free (conn->meta_bitmaps[i]);
+  conn->nr_meta_bitmaps = 0;
+  free (conn->meta_export);
+  conn->meta_export = NULL;
 }
 
 /* The one validity check.  Returns 0, or the errno the client gets,

@@ -176,17 +176,6 @@ meta_selected (const struct connection *conn, const struct export *exp)
     && strcmp (conn->meta_export ? conn->meta_export : "", exp->name) == 0;
 }
 
-void
-meta_clear (struct connection *conn)
-{
-  conn->meta_allocation = false;
-  for (unsigned i = 0; i < conn->nr_meta_bitmaps; i++)
-    free (conn->meta_bitmaps[i]);
-  conn->nr_meta_bitmaps = 0;
-  free (conn->meta_export);
-  conn->meta_export = NULL;
-}
-
 /* The transmission flags this connection gets for exp. */
 static uint16_t
 conn_tflags (const struct connection *conn, const struct export *exp)
@@ -207,7 +196,7 @@ enter_transmission (struct connection *conn, struct export *exp)
   if (!meta_selected (conn, exp))
     meta_clear (conn);
   conn->hs = HS_DONE;
-  conn_enter_transmission (conn);
+  conn_enter_transmission (conn, &transmission_phase);
   conn_debug (conn, "serving %s (%s, flags 0x%x)", exp->name,
               conn->extended ? "extended headers"
               : conn->structured ? "structured replies" : "simple replies",
@@ -637,7 +626,8 @@ process_option (struct connection *conn)
 
 /* ---- the state machine ---- */
 
-void
+/* Queue the greeting. */
+static void
 handshake_start (struct connection *conn)
 {
   struct outmsg *msg = outmsg_new (1, sizeof (struct nbd_greeting));
@@ -770,9 +760,9 @@ negotiate (struct connection *conn)
 }
 
 /* Run the state machine over the buffered input; the option replies
- * it queued leave together.
+ * it queued leave together.  Returns -1 to drop the connection.
  */
-int
+static int
 handshake_input (struct connection *conn)
 {
   int r = negotiate (conn);
@@ -780,3 +770,11 @@ handshake_input (struct connection *conn)
   conn_flush (conn);
   return r;
 }
+
+/* connection.c's view of the handshake; transmission.c has the next. */
+const struct phase_ops handshake_phase = {
+  .name = "handshake",
+  .start = handshake_start,
+  .input = handshake_input,
+  .free = meta_clear,
+};

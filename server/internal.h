@@ -125,6 +125,7 @@ extern void log_to_syslog (void);
 /* ---- exports.c: the export table ---- */
 
 struct export {
+  /* Borrowed from exports.c's struct export_set. */
   char *name;                   /* "lo0", ..., "ram0" */
   char *description;            /* for LIST and NBD_INFO_DESCRIPTION */
   struct device *dev;           /* NULL for ram0 */
@@ -149,6 +150,9 @@ struct export {
 extern struct export *exports;
 extern size_t nr_exports;
 
+/* export_set_open_devices and export_set_open_cache (export-set.h),
+ * then exports[] filled in.  -1 (logged) on failure.
+ */
 extern int exports_open_devices (const struct config *cfg);
 extern int exports_open_cache (const struct config *cfg);
 /* Write everything back and close: caches, cache_shutdown, I/O
@@ -240,6 +244,11 @@ struct transport_ops {
   bool send_from_any_thread;
 };
 extern const struct transport_ops plain_transport;
+/* Is err what a socket says once the peer's host stopped answering
+ * (--stall-timeout's TCP options gave up)?  Then log that, once.
+ */
+extern bool peer_vanished (int err);
+extern void log_peer_vanished (struct connection *conn);
 
 /* ---- reply.c: outgoing messages and errors ---- */
 
@@ -353,6 +362,25 @@ extern void workers_stop (void);
 
 /* ---- connection.c: one client ---- */
 
+/* What the phase a connection is in does with it, as transport_ops is
+ * for bytes: connection.c drives the handshake (handshake.c) and then
+ * transmission (transmission.c, over request.c) only through this.
+ * Set by conn_new (the first phase, from the loop) and
+ * conn_enter_transmission; loop thread only, and fixed before any
+ * worker sees the connection.
+ */
+struct phase_ops {
+  const char *name;
+  /* The phase begins: queue what the server says first (or NULL). */
+  void (*start) (struct connection *conn);
+  /* Consume buffered input; -1 drops the connection. */
+  int (*input) (struct connection *conn);
+  /* The payload of conn->rx_req has all arrived (transmission only). */
+  void (*payload_done) (struct connection *conn);
+  /* conn_free: release what the phase holds. */
+  void (*free) (struct connection *conn);
+};
+
 enum conn_phase {
   PHASE_HANDSHAKE,              /* handshake.c has the input */
   PHASE_TRANSMISSION,           /* request.c has the input */
@@ -389,6 +417,7 @@ struct connection {
   ev_io rw, ww;
   ev_timer timer;               /* handshake limit, then write stall */
   enum conn_phase phase;
+  const struct phase_ops *phase_ops;  /* who has the input */
   char *inbuf;                  /* CONN_INBUF_SIZE bytes */
   size_t in_start, in_end;
   /* Handshake state (handshake.c). */
@@ -448,16 +477,57 @@ extern void admission_note_input (struct connection *conn);
 extern bool admission_evicted (struct connection *conn);
 extern uint64_t admission_evictions (void);
 
-extern struct connection *conn_new (struct loop *loop, int fd);
+/* A new client, in its first phase (handshake_phase). */
+extern struct connection *conn_new (struct loop *loop, int fd,
+                                    const struct phase_ops *first);
+/* Loop thread: look at a connection after others changed it. */
+extern void conn_check (struct connection *conn);
+/* Loop thread: stop reading; close once everything is answered. */
+extern void conn_finish (struct connection *conn, const char *why);
+/* Loop thread: drop the connection now (replies are discarded). */
+extern void conn_kill (struct connection *conn, const char *why);
+/* Loop thread: transmission entered: stop the handshake timer, and
+ * hand the input to the next phase.
+ */
+extern void conn_enter_transmission (struct connection *conn,
+                                     const struct phase_ops *transmission);
+extern void conn_free (struct connection *conn);
+extern uint64_t nr_connections_total (void);
+extern unsigned nr_connections_now (void);
+
+/* ---- output.c: the output queue and the memory budget ---- */
+
 /* Loop thread: queue a message without writing it yet, so replies to
  * a batch of requests leave in one sendmsg; conn_flush writes them.
  */
 extern void conn_queue (struct connection *conn, struct outmsg *msg);
+/* The same with conn->lock held (the connection is not dead). */
+extern void conn_queue_locked (struct connection *conn, struct outmsg *msg);
 /* Loop thread: an empty batch buffer of CONN_BATCH_SIZE bytes, reused
  * from one already sent if there is one.
  */
 extern struct outmsg *conn_batch_buffer (struct connection *conn);
+/* Loop thread: write what is queued; watch the socket for the rest. */
 extern void conn_flush (struct connection *conn);
+/* Write as much of the queue as the socket takes (conn->lock held).
+ * Returns the bytes written, or -1 when the socket failed (conn->dead
+ * is then set and the queue dropped).
+ */
+extern ssize_t conn_send_locked (struct connection *conn);
+/* Drop everything queued (conn->lock held). */
+extern void conn_drop_output_locked (struct connection *conn);
+/* Count delta bytes (payloads, replies) as held by the connection,
+ * and in the process's budget (conn->lock held).
+ */
+extern void conn_hold_locked (struct connection *conn, int64_t delta);
+/* Bytes held by every connection together. */
+extern uint64_t conn_total_held (void);
+/* conn may read another request: its own limits and the budget. */
+extern bool conn_under_limits_locked (const struct connection *conn);
+
+/* ---- transmission.c: the transmission phase, requests coming back ---- */
+
+extern const struct phase_ops transmission_phase;
 /* A worker finished a request: queue its reply (sending it from this
  * thread if the socket is idle), wake the loop if it has something to
  * do.
@@ -477,38 +547,13 @@ extern void conn_request_back (struct connection *conn, struct request *req,
 extern void conn_request_back_loop (struct connection *conn,
                                     struct request *req,
                                     struct outmsg *reply);
-/* blk noaiod: I/O threads send the replies of their completions. */
-extern bool request_noaiod;
-/* Loop thread: look at a connection after others changed it. */
-extern void conn_check (struct connection *conn);
-/* Loop thread: stop reading; close once everything is answered. */
-extern void conn_finish (struct connection *conn, const char *why);
-/* Loop thread: drop the connection now (replies are discarded). */
-extern void conn_kill (struct connection *conn, const char *why);
-/* Loop thread: transmission entered: stop the handshake timer. */
-extern void conn_enter_transmission (struct connection *conn);
-/* Account bytes held for a request (any thread, lock not held). */
-/* Count delta bytes (payloads, replies) as held by the connection,
- * and in the process's budget (conn->lock held).
- */
-extern void conn_hold_locked (struct connection *conn, int64_t delta);
-/* Bytes held by every connection together. */
-extern uint64_t conn_total_held (void);
-/* conn may read another request: its own limits and the budget. */
-extern bool conn_under_limits_locked (const struct connection *conn);
-extern void conn_free (struct connection *conn);
-extern uint64_t nr_connections_total (void);
-extern unsigned nr_connections_now (void);
-
 #define conn_debug(conn, fs, ...) \
   log_debug ("conn %" PRIu64 ": " fs, (conn)->id, ##__VA_ARGS__)
 
 /* ---- handshake.c: fixed newstyle negotiation ---- */
 
-/* Queue the greeting. */
-extern void handshake_start (struct connection *conn);
-/* Consume input; returns -1 to drop the connection. */
-extern int handshake_input (struct connection *conn);
+/* The first phase of every connection (conn_new). */
+extern const struct phase_ops handshake_phase;
 
 /* ---- request.c: the transmission phase ---- */
 
@@ -557,6 +602,8 @@ struct request {
 };
 
 extern int request_input (struct connection *conn);
+/* blk noaiod: I/O threads send the replies of their completions. */
+extern bool request_noaiod;
 
 /* ---- framing.c: request headers, payloads, validity ---- */
 
@@ -575,7 +622,7 @@ extern int take_payload (struct connection *conn, struct request *r,
                          size_t hlen, char *what, size_t whatlen);
 /* Is this metadata context id selected on the connection? */
 extern bool context_selected (const struct connection *conn, uint32_t id);
-/* Forget every selected metadata context (handshake.c). */
+/* Forget every selected metadata context (the handshake, conn_free). */
 extern void meta_clear (struct connection *conn);
 /* The one validity check: 0, or the errno for the client with why in
  * what (logged).
@@ -674,15 +721,42 @@ extern char **config_file_join (char **words, int nwords, char **more,
 /* Free what the two above returned. */
 extern void config_file_free (void);
 
-/* ---- tls.c: TLS with OpenSSL ---- */
+/* ---- tls-creds.c: TLS credentials and the SSL_CTX (OpenSSL) ---- */
 
-struct tls_conn;
+struct ssl_st;                  /* OpenSSL's SSL, for tls*.c only */
+
+/* What the credential callbacks learn about one client during its
+ * handshake (the session's app data; tls.c logs it).
+ */
+struct tls_peer {
+  const char *psk_user;         /* the PSK identity used, if any */
+  char unknown_user[64];        /* a PSK identity we do not know */
+};
 /* Make the credentials' paths absolute (before detaching); -1 (logged)
  * if they are not there.
  */
 extern int tls_resolve_paths (void);
-/* Load the credentials opt names (before privileges are dropped);
- * nothing with --tls=off.  Returns -1 (logged) on failure.
+/* Load the credentials opt names into the SSL_CTX (tls_init calls it).
+ * Returns -1 (logged, everything freed) on failure.
+ */
+extern int tls_creds_init (void);
+extern void tls_creds_cleanup (void);
+/* A server session for one client, noting what it learns in *peer;
+ * NULL if out of memory.
+ */
+extern struct ssl_st *tls_session_new (struct tls_peer *peer);
+/* The most useful line OpenSSL has about the last failure; logging
+ * OpenSSL's error queue at start-up.
+ */
+extern void tls_describe_error (struct ssl_st *ssl, char *buf, size_t len);
+extern void tls_log_ssl_error (const char *what);
+
+/* ---- tls.c: TLS with OpenSSL, the transport ---- */
+
+struct tls_conn;
+/* Load the credentials opt names (before privileges are dropped) and
+ * set up the transport; nothing with --tls=off.  Returns -1 (logged)
+ * on failure.
  */
 extern int tls_init (void);
 extern void tls_cleanup (void);

@@ -175,7 +175,7 @@ wake_cb (struct ev_loop *ev, ev_async *w, int revents)
     if (stop)
       close (fds[i]);
     else
-      conn_new (loop, fds[i]);
+      conn_new (loop, fds[i], &handshake_phase);
   }
   free (fds);
 
@@ -217,7 +217,7 @@ loop_adopt_fd (int fd)
   }
   loop = &loops[next_loop++ % nr_loops];
   if (loop->index == 0) {
-    conn_new (loop, fd);
+    conn_new (loop, fd, &handshake_phase);
     return;
   }
   lock_or_abort (&loop->lock);

@@ -18,7 +18,7 @@
  * - everything else that may wait for host I/O (flushes, zeroes, trims,
  *   prefetch, block status, larger or sparse reads, everything with
  *   nio=0) runs on a worker, which sends the reply itself
- *   (connection.c).
+ *   (transmission.c).
  *
  * Replies may therefore leave in any order.  A refused WRITE's payload
  * is still read and thrown away so the stream stays in step; a request

@@ -10,9 +10,11 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <sys/socket.h>
 
 #include "internal.h"
+#include "log.h"
 
 static ssize_t
 plain_recv (struct connection *conn, void *buf, size_t len)
@@ -60,3 +62,22 @@ const struct transport_ops plain_transport = {
   .shutdown = plain_shutdown,
   .send_from_any_thread = true,
 };
+
+/* What a socket reports once connection.c's TCP options gave up on
+ * the peer: the timeout, or the soft error met meanwhile (the peer's
+ * address no longer resolves on the link, say).
+ */
+bool
+peer_vanished (int err)
+{
+  return err == ETIMEDOUT || err == EHOSTUNREACH || err == EHOSTDOWN
+    || err == ENETUNREACH;
+}
+
+void
+log_peer_vanished (struct connection *conn)
+{
+  log_warning ("conn %" PRIu64 " (%s): the client's host stopped answering "
+               "for %g s (%m; crashed or lost its network?): closing",
+               conn->id, conn->peer, opt.stall_timeout);
+}
