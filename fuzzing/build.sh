@@ -71,8 +71,7 @@ keep_flags () # DIR compile|link
 
 objs=()
 libs=()
-# "." is the top directory, which builds exports/ (Makefile.am).
-for dir in common opts device cache . server; do
+for dir in common opts device cache exports server; do
     cppflags=$(vars $dir cppflags | keep_flags $dir compile | tr '\n' ' ')
     for f in $(vars $dir sources); do
         case $f in
@@ -80,7 +79,7 @@ for dir in common opts device cache . server; do
         *) s=$(cd "$build/$dir" && realpath -m "$f") ;;
         esac
         base=$(basename "$f" .c)
-        o="$out/obj/${dir/#./top}-$base.o"
+        o="$out/obj/$dir-$base.o"
         extra=
         [ "$dir/$base" = server/main ] && extra=-Dmain=nbdl_main_unused
         objs+=("$o")
