@@ -198,10 +198,16 @@ now_ms (void)
 #define STAT_ADD(exp, field, n) \
   __atomic_fetch_add (&(exp)->stats.field, (n), __ATOMIC_RELAXED)
 
-/* cache.c */
+/* revalidate.c: rmvto= revalidation. */
+/* After rmvto= idleness, ask the host whether it changed, and if so
+ * drop the export's clean blocks (may stat: not on the nowait paths).
+ */
+extern void revalidate_if_idle (struct cache_export *exp);
+extern bool may_skip_revalidation (struct cache_export *exp);
+
+/* io.c: reads, writes and the commit level. */
 extern int check_range (const struct cache_export *exp, uint64_t count,
                         uint64_t offset, int err);
-extern bool may_skip_revalidation (struct cache_export *exp);
 extern int insert_nowait (struct cache_export *exp, const void *buf,
                           uint64_t count, uint64_t offset);
 extern bool write_is_delayed (unsigned flags);
