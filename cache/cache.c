@@ -195,29 +195,8 @@ cache_export_open_backend (const struct cache_backend *be)
   pthread_cond_init (&exp->cond, NULL);
   exp->last_access_ms = now_ms ();
 
-  /* The flusher walks the list holding the exports lock for reading. */
-  exports_write_lock ();
-  lock_or_abort (&cache.lock);
-  exp->id = ++cache.next_id;
-  exp->next = cache.exports;
-  cache.exports = exp;
-  unlock_or_abort (&cache.lock);
-  exports_write_unlock ();
+  exports_link (exp);
   return exp;
-}
-
-static void
-unlink_export (struct cache_export *exp)
-{
-  exports_write_lock ();
-  lock_or_abort (&cache.lock);
-  for (struct cache_export **p = &cache.exports; *p; p = &(*p)->next)
-    if (*p == exp) {
-      *p = exp->next;
-      break;
-    }
-  unlock_or_abort (&cache.lock);
-  exports_write_unlock ();
 }
 
 /* Drop every block of exp (nothing may be busy or dirty any more). */
@@ -258,7 +237,7 @@ cache_export_close (struct cache_export *exp)
     log_error ("%s: writing back at close: %m; data not written back is "
                "lost", exp->name);
   track_close (exp, r == 0);
-  unlink_export (exp);
+  exports_unlink (exp);
   drop_all_blocks (exp);
   if (exp->be.close)
     exp->be.close (exp->be.handle);
