@@ -37,6 +37,17 @@ cache_set_clock (cache_clock_fn fn)
   cache.now_ms = fn ? fn : monotonic_ms;
 }
 
+/* The result of a pthread_*_init: 0, or -1 with errno set, logged. */
+static int
+init_result (int err, const char *what)
+{
+  if (err == 0)
+    return 0;
+  errno = err;
+  log_error ("cache: initialising %s: %m", what);
+  return -1;
+}
+
 static uint64_t
 round_down_pow2 (uint64_t v)
 {
@@ -57,14 +68,26 @@ cache_init (const struct blk_config *blk, bool start_flusher)
   cache.cfg = *blk;
   cache.cfg.verbose_flags = NULL;
   cache.next_due_ms = UINT64_MAX;
-  pthread_mutex_init (&cache.lock, NULL);
-  pthread_mutex_init (&cache.bg_lock, NULL);
+  if (init_result (pthread_mutex_init (&cache.lock, NULL),
+                   "the cache lock") == -1 ||
+      init_result (pthread_mutex_init (&cache.bg_lock, NULL),
+                   "the flusher lock") == -1)
+    return -1;
   {
     pthread_condattr_t attr;
-    pthread_condattr_init (&attr);
-    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-    pthread_cond_init (&cache.bg_cond, &attr);
+    int r;
+
+    if (init_result (pthread_condattr_init (&attr),
+                     "the flusher condition") == -1)
+      return -1;
+    r = init_result (pthread_condattr_setclock (&attr, CLOCK_MONOTONIC),
+                     "the flusher condition's clock");
+    if (r == 0)
+      r = init_result (pthread_cond_init (&cache.bg_cond, &attr),
+                       "the flusher condition");
     pthread_condattr_destroy (&attr);
+    if (r == -1)
+      return -1;
   }
 
   /* Everything counts against cache=: the hash tables first, then as
@@ -103,8 +126,11 @@ cache_init (const struct blk_config *blk, bool start_flusher)
     uint64_t nb = hash_bytes / sizeof (struct block *) / cache.nshards;
 
     memset (s, 0, sizeof *s);
-    pthread_mutex_init (&s->lock, NULL);
-    pthread_cond_init (&s->cond, NULL);
+    if (init_result (pthread_mutex_init (&s->lock, NULL),
+                     "a shard lock") == -1 ||
+        init_result (pthread_cond_init (&s->cond, NULL),
+                     "a shard condition") == -1)
+      return -1;
     s->nbuckets = round_down_pow2 (nb ? nb : 1);
     s->buckets = calloc (s->nbuckets, sizeof *s->buckets);
     if (s->buckets == NULL) {
@@ -170,12 +196,8 @@ cache_export_open_backend (const struct cache_backend *be)
   if (posix_memalign ((void **) &exp->shard, 64,
                       cache.nshards * sizeof *exp->shard) != 0)
     exp->shard = NULL;
-  if (exp->name == NULL || exp->shard == NULL) {
-    free (exp->name);
-    free (exp->shard);
-    free (exp);
-    return NULL;
-  }
+  if (exp->name == NULL || exp->shard == NULL)
+    goto fail;
   memset (exp->shard, 0, cache.nshards * sizeof *exp->shard);
   exp->nblocks = (be->size + CACHE_BLOCK_SIZE - 1) / CACHE_BLOCK_SIZE;
   tail = be->size % CACHE_BLOCK_SIZE;
@@ -191,12 +213,24 @@ cache_export_open_backend (const struct cache_backend *be)
     exp->wipe_blocks = wipe_blocks > 0 ? wipe_blocks : 1;
   }
 
-  pthread_mutex_init (&exp->lock, NULL);
-  pthread_cond_init (&exp->cond, NULL);
+  if (init_result (pthread_mutex_init (&exp->lock, NULL),
+                   "an export lock") == -1)
+    goto fail;
+  if (init_result (pthread_cond_init (&exp->cond, NULL),
+                   "an export condition") == -1) {
+    pthread_mutex_destroy (&exp->lock);
+    goto fail;
+  }
   exp->last_access_ms = now_ms ();
 
   exports_link (exp);
   return exp;
+
+ fail:
+  free (exp->name);
+  free (exp->shard);
+  free (exp);
+  return NULL;
 }
 
 /* Drop every block of exp (nothing may be busy or dirty any more). */

@@ -1,57 +1,84 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* nbd-loopback: the list of open exports.
+/* nbd-loopback: the list of open exports, and references to them.
  *
  * cache.exports lists every open export, for the walks that serve them
  * all: the flusher's rounds (flusher.c) and make_room looking for dirty
  * blocks of another export (flush.c).  Opening an export links it in,
- * closing unlinks it.  cache.lock guards the list; exports_rwlock is
- * held for reading by a walk while it uses the exports it finds, and
- * for writing to link or unlink one, so that no export goes away under
- * a walk.
+ * closing unlinks it.  cache.lock guards the list and each export's
+ * refs and closing, and is held only to walk the list, never across
+ * I/O: a walk takes a reference on the export it is at and drops the
+ * lock before writing back, and cache_export_close, having marked the
+ * export closing (no new references), waits for the references to go
+ * before unlinking it.  An export holding a reference stays linked, so
+ * its next pointer is good to go on from.
  */
 #include <config.h>
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "cleanup.h"
 #include "internal.h"
 
-static pthread_rwlock_t exports_rwlock = PTHREAD_RWLOCK_INITIALIZER;
+/* An export's last reference went (with cache.lock). */
+static pthread_cond_t unref_cond = PTHREAD_COND_INITIALIZER;
 
 void
 exports_link (struct cache_export *exp)
 {
-  pthread_rwlock_wrlock (&exports_rwlock);
-  lock_or_abort (&cache.lock);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.lock);
+
   exp->id = ++cache.next_id;
   exp->next = cache.exports;
   cache.exports = exp;
-  unlock_or_abort (&cache.lock);
-  pthread_rwlock_unlock (&exports_rwlock);
 }
 
 void
 exports_unlink (struct cache_export *exp)
 {
-  pthread_rwlock_wrlock (&exports_rwlock);
-  lock_or_abort (&cache.lock);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.lock);
+
+  exp->closing = true;
+  while (exp->refs > 0)
+    pthread_cond_wait (&unref_cond, &cache.lock);
   for (struct cache_export **p = &cache.exports; *p; p = &(*p)->next)
     if (*p == exp) {
       *p = exp->next;
       break;
     }
-  unlock_or_abort (&cache.lock);
-  pthread_rwlock_unlock (&exports_rwlock);
+}
+
+bool
+export_get_locked (struct cache_export *exp)
+{
+  if (exp->closing)
+    return false;
+  exp->refs++;
+  return true;
 }
 
 void
-exports_read_lock (void)
+export_put (struct cache_export *exp)
 {
-  pthread_rwlock_rdlock (&exports_rwlock);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.lock);
+
+  if (--exp->refs == 0 && exp->closing)
+    pthread_cond_broadcast (&unref_cond);
 }
 
-void
-exports_read_unlock (void)
+struct cache_export *
+export_next (struct cache_export *after)
 {
-  pthread_rwlock_unlock (&exports_rwlock);
+  struct cache_export *e;
+
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.lock);
+
+    e = after ? after->next : cache.exports;
+    while (e && !export_get_locked (e))
+      e = e->next;
+  }
+  if (after)
+    export_put (after);
+  return e;
 }

@@ -618,17 +618,94 @@ wait_a_moment (struct shard *s)
   pthread_cond_timedwait (&s->cond, &s->lock, &ts);
 }
 
+/* How make_room goes on, decided under the shard lock. */
+enum room_plan {
+  ROOM_WRITE_BACK,              /* write back blocks of the target */
+  ROOM_ELSEWHERE,               /* an empty shard: write back anywhere */
+  ROOM_RETRY,                   /* busy blocks waited for, or none left */
+};
+
+/* Choose what make_room writes back: exp's own blocks, or those of
+ * another export with dirty blocks in shard s (*target, with a
+ * reference taken).  Waits for a busy block if there is nothing to
+ * write back.  The locks go before any write-back.
+ */
+static enum room_plan
+plan_room (struct shard *s, struct cache_export *exp, bool at_share,
+           struct cache_export **target)
+{
+  unsigned sn = shard_number (s);
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+  bool any_busy = false;
+  struct block *b;
+
+  if (exp->shard[sn].dirty.count > 0 || at_share) {
+    *target = exp;
+    return ROOM_WRITE_BACK;
+  }
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.lock);
+
+    for (struct cache_export *e = cache.exports; e; e = e->next)
+      if (e->shard[sn].dirty.count > 0 && export_get_locked (e)) {
+        *target = e;
+        return ROOM_WRITE_BACK;
+      }
+  }
+  b = s->hand;
+  for (uint64_t i = 0; b && i < s->nresident; i++, b = b->cnext)
+    any_busy |= b->busy != 0;
+  if (!any_busy && s->nresident == 0 && s->free == NULL &&
+      __atomic_load_n (&cache.arena_full, __ATOMIC_RELAXED))
+    return ROOM_ELSEWHERE;
+  /* Blocks are busy (or were freed meanwhile): wait for a change. */
+  if (any_busy)
+    shard_wait (s);
+  return ROOM_RETRY;
+}
+
+/* An empty shard: its blocks went to other shards, where they are all
+ * dirty or busy (steal_block found no clean one).  Write some back
+ * there, for the retry to steal.
+ */
+static int
+room_elsewhere (struct shard *s)
+{
+  uint64_t written = 0;
+  int err = 0;
+
+  for (struct cache_export *e = export_next (NULL); e; e = export_next (e)) {
+    uint64_t n = 0;
+
+    if (writeback (e, WB_ROOM, 0, 0, NULL, &n, NULL) == -1 && err == 0)
+      err = errno;
+    written += n;
+    if (written > 0) {
+      export_put (e);
+      break;
+    }
+  }
+  if (written == 0 && err) {
+    errno = err;
+    return -1;
+  }
+  if (written == 0)
+    wait_a_moment (s);          /* all busy or fenced elsewhere */
+  return 0;
+}
+
 /* A request found shard s full of dirty or busy blocks: write some back
  * (or wait for a busy one), so that a retry can find a clean block.
+ * Holds no lock across the write-back: another export written back is
+ * held by a reference, which its cache_export_close waits for.
  */
 int
 make_room (struct shard *s, struct cache_export *exp)
 {
-  unsigned sn = shard_number (s);
   struct cache_export *target = NULL;
   uint64_t written = 0;
   bool at_share;
-  int r;
+  int r, err;
 
   /* At its wipe= share, the export gives up one of its own clean
    * blocks, wherever it is.
@@ -640,62 +717,23 @@ make_room (struct shard *s, struct cache_export *exp)
   if (!at_share && steal_block (s))
     return 0;
 
-  exports_read_lock ();
-  lock_or_abort (&s->lock);
-  if (exp->shard[sn].dirty.count > 0 || at_share)
-    target = exp;
-  else if (!at_share) {
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.lock);
-    for (struct cache_export *e = cache.exports; e; e = e->next)
-      if (e->shard[sn].dirty.count > 0) {
-        target = e;
-        break;
-      }
-  }
-  if (target == NULL) {
-    bool any_busy = false;
-    struct block *b = s->hand;
-    for (uint64_t i = 0; b && i < s->nresident; i++, b = b->cnext)
-      any_busy |= b->busy != 0;
-    if (!any_busy && s->nresident == 0 && s->free == NULL &&
-        __atomic_load_n (&cache.arena_full, __ATOMIC_RELAXED)) {
-      /* An empty shard: its blocks went to other shards, where they
-       * are all dirty or busy (steal_block found no clean one).
-       * Write some back there, for the retry to steal.
-       */
-      int err = 0;
-
-      unlock_or_abort (&s->lock);
-      for (struct cache_export *e = cache.exports; e && written == 0;
-           e = e->next) {
-        uint64_t n = 0;
-        if (writeback (e, WB_ROOM, 0, 0, NULL, &n, NULL) == -1 && err == 0)
-          err = errno;
-        written += n;
-      }
-      exports_read_unlock ();
-      if (written == 0 && err) {
-        errno = err;
-        return -1;
-      }
-      if (written == 0)
-        wait_a_moment (s);      /* all busy or fenced elsewhere */
-      return 0;
-    }
-    /* Blocks are busy (or were freed meanwhile): wait for a change. */
-    if (any_busy)
-      shard_wait (s);
-    unlock_or_abort (&s->lock);
-    exports_read_unlock ();
+  switch (plan_room (s, exp, at_share, &target)) {
+  case ROOM_RETRY:
     return 0;
+  case ROOM_ELSEWHERE:
+    return room_elsewhere (s);
+  case ROOM_WRITE_BACK:
+    break;
   }
-  unlock_or_abort (&s->lock);
-
   r = writeback (target, WB_ROOM, 0, 0, at_share ? NULL : s, &written,
                  NULL);
-  exports_read_unlock ();
-  if (r == -1 && written == 0)
+  err = errno;
+  if (target != exp)
+    export_put (target);
+  if (r == -1 && written == 0) {
+    errno = err;
     return -1;
+  }
   if (written == 0)
     wait_a_moment (s);          /* all fenced or busy */
   return 0;

@@ -30,14 +30,13 @@ cache_writeback_due (void)
    * (flusher_note_dirty); the walk below finds the others.
    */
   __atomic_store_n (&cache.next_due_ms, UINT64_MAX, __ATOMIC_SEQ_CST);
-  exports_read_lock ();
-  for (struct cache_export *exp = cache.exports; exp; exp = exp->next) {
+  for (struct cache_export *exp = export_next (NULL); exp;
+       exp = export_next (exp)) {
     uint64_t n = 0;
     if (writeback (exp, WB_DUE, 0, 0, NULL, &n, &next_due) == -1)
       r = -1;
     total += n;
   }
-  exports_read_unlock ();
   lower_next_due (next_due);
   return r == -1 ? -1 : (int) (total > INT32_MAX ? INT32_MAX : total);
 }
@@ -53,13 +52,12 @@ cache_flush_soon (struct cache_export *exp)
 static void
 flush_requested (void)
 {
-  exports_read_lock ();
-  for (struct cache_export *exp = cache.exports; exp; exp = exp->next)
+  for (struct cache_export *exp = export_next (NULL); exp;
+       exp = export_next (exp))
     if (__atomic_exchange_n (&exp->flush_soon, false, __ATOMIC_SEQ_CST) &&
         cache_flush (exp) == -1)
       log_error ("%s: writing back after a client disconnected: %m",
                  exp->name);
-  exports_read_unlock ();
 }
 
 /* The longest the flusher sleeps between rounds: it wakes for the
@@ -168,7 +166,6 @@ cache_writeback_pressure (void)
   uint64_t total = 0;
   int r = 0;
 
-  exports_read_lock ();
   for (unsigned i = 0; i < cache.nshards; i++) {
     struct shard *s = &cache.shards[i];
     bool progress = true;
@@ -182,7 +179,8 @@ cache_writeback_pressure (void)
       if (!progress || ndirty <= cache.dirty_low)
         break;
       progress = false;
-      for (struct cache_export *exp = cache.exports; exp; exp = exp->next) {
+      for (struct cache_export *exp = export_next (NULL); exp;
+           exp = export_next (exp)) {
         uint64_t n = 0;
 
         if (writeback (exp, WB_ROOM, 0, 0, s, &n, NULL) == -1)
@@ -192,6 +190,5 @@ cache_writeback_pressure (void)
       }
     }
   }
-  exports_read_unlock ();
   return r == -1 ? -1 : (int) (total > INT32_MAX ? INT32_MAX : total);
 }

@@ -9,7 +9,8 @@
  *
  * Lock order (never take them the other way round):
  *   shard->lock  ->  exp->lock  ->  cache.lock
- * No lock is held across backend I/O.  A block under I/O is marked
+ * No lock is held across backend I/O.  A walk of the export list holds
+ * a reference on the export it is at, not a lock (exports.c).  A block under I/O is marked
  * busy; whoever needs it waits on its shard's condition variable, and
  * never while holding another busy block.
  *
@@ -137,6 +138,8 @@ struct cache_export {
   uint64_t nblocks;             /* blocks covering be.size */
   uint8_t last_mask;            /* valid sectors of the last block */
   struct cache_export *next;    /* cache.exports (cache.lock) */
+  unsigned refs;                /* walks using it (cache.lock) */
+  bool closing;                 /* no new references (cache.lock) */
 
   struct export_shard *shard;   /* [nshards], each guarded by shard i's lock */
   uint64_t resident_total;      /* atomic: blocks in all shards, against... */
@@ -355,14 +358,20 @@ extern void flusher_kick (void);
 /* A shard went over dirty_high (any lock may be held). */
 extern void flusher_kick_pressure (void);
 
-/* exports.c: the list of open exports (cache.exports). */
+/* exports.c: the list of open exports (cache.exports), references. */
 extern void exports_link (struct cache_export *exp);
+/* Mark exp closing, wait for its references to go, unlink it. */
 extern void exports_unlink (struct cache_export *exp);
-/* Held while walking cache.exports and using the exports found: none
- * is unlinked meanwhile.
+/* Take a reference on exp (cache.lock held); false if it is closing. */
+extern bool export_get_locked (struct cache_export *exp);
+extern void export_put (struct cache_export *exp);
+/* The first open export (after NULL) or the next one after after, with
+ * a reference taken, and the reference on after given back; NULL at
+ * the end.  Walk with
+ *   for (e = export_next (NULL); e; e = export_next (e))
+ * and export_put (e) on leaving the loop early.
  */
-extern void exports_read_lock (void);
-extern void exports_read_unlock (void);
+extern struct cache_export *export_next (struct cache_export *after);
 
 /* fence.c: ranges being zeroed or trimmed on the host (exp->lock). */
 extern bool in_fence (struct cache_export *exp, uint64_t index);
