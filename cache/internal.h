@@ -23,8 +23,9 @@
  *   zero.c                 zero, trim, extents
  *   async.c                the asynchronous path (cache_io)
  *   write.c                writing into blocks, the commit level
+ *   room.c                 make_room: a block for a full shard
  *   flusher.c              the flusher thread
- *   flush.c                write-back, make_room, cache_flush
+ *   flush.c                write-back, cache_flush
  *   readahead.c            sequential detection, prefetch
  *   revalidate.c           rmvto=
  *   fill.c                 reading blocks from the host
@@ -234,6 +235,12 @@ extern int write_range (struct cache_export *exp, const char *buf,
 extern int commit_write (struct cache_export *exp, uint64_t first,
                          uint64_t end, unsigned flags, bool need_flush);
 
+/* room.c: a block for a request in a full shard. */
+/* Write back some dirty blocks (or wait for busy ones), so that a
+ * retry of block_alloc in shard s can succeed.
+ */
+extern int make_room (struct shard *s, struct cache_export *exp);
+
 /* flusher.c: the flusher thread. */
 extern int flusher_start (void);
 /* Stop the flusher thread, if it runs, and unmap the free bounce
@@ -251,7 +258,6 @@ enum wb_mode {
 extern int writeback (struct cache_export *exp, enum wb_mode mode,
                       uint64_t first, uint64_t end, struct shard *only,
                       uint64_t *written, uint64_t *next_due);
-extern int make_room (struct shard *s, struct cache_export *exp);
 /* Take (and clear) the export's pending write-back error. */
 extern int take_error (struct cache_export *exp);
 extern void record_error (struct cache_export *exp, int err);
