@@ -9,10 +9,10 @@
  *
  * Lock order (never take them the other way round):
  *   shard->lock  ->  exp->lock  ->  cache.lock
- * No lock is held across backend I/O.  A walk of the export list holds
- * a reference on the export it is at, not a lock (exports.c).  A block under I/O is marked
+ * No lock is held across backend I/O.  A block under I/O is marked
  * busy; whoever needs it waits on its shard's condition variable, and
- * never while holding another busy block.
+ * never while holding another busy block.  A walk of the export list
+ * holds a reference on the export it is at, not a lock (exports.c).
  *
  * Files, and which may call which: a file calls only files on lines
  * below its own, never one above or beside it, so there are no cycles.
