@@ -194,6 +194,7 @@ cache_export_open_ram (const char *name, uint64_t size, uint32_t sector,
   struct ram *ram = calloc (1, sizeof *ram);
   struct cache_backend be;
   struct cache_export *exp;
+  int err;
 
   if (ram == NULL)
     return NULL;
@@ -205,7 +206,14 @@ cache_export_open_ram (const char *name, uint64_t size, uint32_t sector,
     return NULL;
   }
   ram->size = size;
-  pthread_mutex_init (&ram->lock, NULL);
+  err = pthread_mutex_init (&ram->lock, NULL);
+  if (err) {
+    errno = err;
+    log_error ("%s: initialising a lock: %m", name);
+    free (ram->data);
+    free (ram);
+    return NULL;
+  }
   be = (struct cache_backend) {
     .name = name, .size = size, .blksz = sector, .readonly = readonly,
     .durable_writes = true, .can_revalidate = false, .handle = ram,

@@ -3,14 +3,14 @@
  *
  * Dirty blocks reach the host here, in four situations:
  *
- * - the flusher thread, for blocks past their deadline (delwri= after
- *   the last write into the block, and postpone= after it first became
- *   dirty, whichever comes first);
+ * - the flusher thread (flusher.c), for blocks past their deadline
+ *   (delwri= after the last write into the block, and postpone= after
+ *   it first became dirty, whichever comes first: see due.c);
  * - cache_flush: every dirty block of the export, from any connection,
  *   then fdatasync: "fsync always forces out delayed-write blocks";
  * - a FUA write (or any write at commit=high) for the blocks it wrote;
- * - make_room, when a shard is full of dirty blocks and a request
- *   needs one.
+ * - make_room (room.c), when a shard is full of dirty blocks and a
+ *   request needs one.
  *
  * Each round marks the blocks BUSY_WRITE, copies their dirty sectors
  * into a bounce buffer under the shard lock (so writers are never held
@@ -45,11 +45,6 @@ struct wb_entry {
   uint8_t mask;                 /* dirty sectors copied */
   int err;
 };
-
-/* Exports may not be unlinked while a write-back round of another
- * export's blocks is using them (the flusher, make_room).
- */
-static pthread_rwlock_t exports_rwlock = PTHREAD_RWLOCK_INITIALIZER;
 
 void
 record_error (struct cache_export *exp, int err)
@@ -134,7 +129,7 @@ cleanup_bounce (char **p)
 #define CLEANUP_BOUNCE __attribute__ ((cleanup (cleanup_bounce)))
 
 /* Unmap the free bounce buffers (at shutdown). */
-static void
+void
 bounce_drain (void)
 {
   void *p;
@@ -163,20 +158,6 @@ static uint64_t
 retry_delay_ms (void)
 {
   return cache.cfg.delwri_ms > 1000 ? cache.cfg.delwri_ms : 1000;
-}
-
-/* When the flusher must write the block back: delwri= after the last
- * write into it or postpone= after it became dirty, whichever comes
- * first; after a failed write-back, not before the retry time.
- */
-static uint64_t
-due_time (const struct block *b)
-{
-  uint64_t by_delwri = b->last_dirty_ms + cache.cfg.delwri_ms;
-  uint64_t by_postpone = b->first_dirty_ms + cache.cfg.postpone_ms;
-  uint64_t deadline = by_delwri < by_postpone ? by_delwri : by_postpone;
-
-  return deadline > b->retry_ms ? deadline : b->retry_ms;
 }
 
 static bool
@@ -621,352 +602,33 @@ writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
   return 0;
 }
 
-/* Blocks are busy or fenced: give their owners a moment. */
-static void
-wait_a_moment (struct shard *s)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_REALTIME, &ts);
-  ts.tv_nsec += 10 * 1000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-  pthread_cond_timedwait (&s->cond, &s->lock, &ts);
-}
-
-/* A request found shard s full of dirty or busy blocks: write some back
- * (or wait for a busy one), so that a retry can find a clean block.
- */
 int
-make_room (struct shard *s, struct cache_export *exp)
+cache_flush (struct cache_export *exp)
 {
-  unsigned sn = shard_number (s);
-  struct cache_export *target = NULL;
-  uint64_t written = 0;
-  bool at_share;
-  int r;
+  struct timespec t0, t1;
+  int r = 0, err = 0, pending;
 
-  /* At its wipe= share, the export gives up one of its own clean
-   * blocks, wherever it is.
-   */
-  at_share = export_at_share (exp);
-  if (at_share && evict_own (exp))
-    return 0;
-  /* Otherwise a clean block of another shard moves over. */
-  if (!at_share && steal_block (s))
-    return 0;
-
-  pthread_rwlock_rdlock (&exports_rwlock);
-  lock_or_abort (&s->lock);
-  if (exp->shard[sn].dirty.count > 0 || at_share)
-    target = exp;
-  else if (!at_share) {
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.lock);
-    for (struct cache_export *e = cache.exports; e; e = e->next)
-      if (e->shard[sn].dirty.count > 0) {
-        target = e;
-        break;
-      }
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  STAT_ADD (exp, flushes, 1);
+  if (writeback (exp, WB_ALL, 0, exp->nblocks, NULL, NULL, NULL) == -1) {
+    r = -1;
+    err = errno;
   }
-  if (target == NULL) {
-    bool any_busy = false;
-    struct block *b = s->hand;
-    for (uint64_t i = 0; b && i < s->nresident; i++, b = b->cnext)
-      any_busy |= b->busy != 0;
-    if (!any_busy && s->nresident == 0 && s->free == NULL &&
-        __atomic_load_n (&cache.arena_full, __ATOMIC_RELAXED)) {
-      /* An empty shard: its blocks went to other shards, where they
-       * are all dirty or busy (steal_block found no clean one).
-       * Write some back there, for the retry to steal.
-       */
-      int err = 0;
-
-      unlock_or_abort (&s->lock);
-      for (struct cache_export *e = cache.exports; e && written == 0;
-           e = e->next) {
-        uint64_t n = 0;
-        if (writeback (e, WB_ROOM, 0, 0, NULL, &n, NULL) == -1 && err == 0)
-          err = errno;
-        written += n;
-      }
-      pthread_rwlock_unlock (&exports_rwlock);
-      if (written == 0 && err) {
-        errno = err;
-        return -1;
-      }
-      if (written == 0)
-        wait_a_moment (s);      /* all busy or fenced elsewhere */
-      return 0;
-    }
-    /* Blocks are busy (or were freed meanwhile): wait for a change. */
-    if (any_busy)
-      shard_wait (s);
-    unlock_or_abort (&s->lock);
-    pthread_rwlock_unlock (&exports_rwlock);
-    return 0;
+  /* Keep going: what was written must still be made durable. */
+  if (!exp->be.durable_writes && !exp->be.readonly &&
+      exp->be.flush (exp->be.handle) == -1 && r == 0) {
+    r = -1;
+    err = errno;
   }
-  unlock_or_abort (&s->lock);
-
-  r = writeback (target, WB_ROOM, 0, 0, at_share ? NULL : s, &written,
-                 NULL);
-  pthread_rwlock_unlock (&exports_rwlock);
-  if (r == -1 && written == 0)
-    return -1;
-  if (written == 0)
-    wait_a_moment (s);          /* all fenced or busy */
-  return 0;
-}
-
-/* Lower cache.next_due_ms to due; true if it was later. */
-static bool
-lower_next_due (uint64_t due)
-{
-  uint64_t cur = __atomic_load_n (&cache.next_due_ms, __ATOMIC_SEQ_CST);
-
-  while (due < cur)
-    if (__atomic_compare_exchange_n (&cache.next_due_ms, &cur, due, false,
-                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-      return true;
-  return false;
-}
-
-int
-cache_writeback_due (void)
-{
-  uint64_t total = 0, next_due = UINT64_MAX;
-  int r = 0;
-
-  /* Blocks dirtied from now on lower next_due themselves
-   * (flusher_note_dirty); the walk below finds the others.
-   */
-  __atomic_store_n (&cache.next_due_ms, UINT64_MAX, __ATOMIC_SEQ_CST);
-  pthread_rwlock_rdlock (&exports_rwlock);
-  for (struct cache_export *exp = cache.exports; exp; exp = exp->next) {
-    uint64_t n = 0;
-    if (writeback (exp, WB_DUE, 0, 0, NULL, &n, &next_due) == -1)
-      r = -1;
-    total += n;
+  pending = take_error (exp);
+  if (r == 0 && pending) {
+    r = -1;
+    err = pending;
   }
-  pthread_rwlock_unlock (&exports_rwlock);
-  lower_next_due (next_due);
-  return r == -1 ? -1 : (int) (total > INT32_MAX ? INT32_MAX : total);
-}
-
-void
-cache_flush_soon (struct cache_export *exp)
-{
-  __atomic_store_n (&exp->flush_soon, true, __ATOMIC_SEQ_CST);
-  flusher_kick ();
-}
-
-/* The flusher's part of cache_flush_soon. */
-static void
-flush_requested (void)
-{
-  pthread_rwlock_rdlock (&exports_rwlock);
-  for (struct cache_export *exp = cache.exports; exp; exp = exp->next)
-    if (__atomic_exchange_n (&exp->flush_soon, false, __ATOMIC_SEQ_CST) &&
-        cache_flush (exp) == -1)
-      log_error ("%s: writing back after a client disconnected: %m",
-                 exp->name);
-  pthread_rwlock_unlock (&exports_rwlock);
-}
-
-uint64_t
-cache_next_due (void)
-{
-  return __atomic_load_n (&cache.next_due_ms, __ATOMIC_SEQ_CST);
-}
-
-void
-exports_write_lock (void)
-{
-  pthread_rwlock_wrlock (&exports_rwlock);
-}
-
-void
-exports_write_unlock (void)
-{
-  pthread_rwlock_unlock (&exports_rwlock);
-}
-
-/* The flusher sleeps until next_due_ms: tell it of an earlier one.
- * It rarely happens (a first dirty block after a quiet spell): a block
- * made dirty later has a later deadline than those dirty already.
- */
-static void
-reschedule (uint64_t due)
-{
-  if (lower_next_due (due)) {
-    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.bg_lock);
-    pthread_cond_broadcast (&cache.bg_cond);
-  }
-}
-
-void
-flusher_note_dirty (uint64_t t)
-{
-  uint64_t wait = cache.cfg.delwri_ms < cache.cfg.postpone_ms
-    ? cache.cfg.delwri_ms : cache.cfg.postpone_ms;
-
-  reschedule (t + wait);
-}
-
-void
-flusher_note_still_dirty (const struct block *b)
-{
-  reschedule (due_time (b));
-}
-
-/* The longest the flusher sleeps between rounds: it wakes for the
- * earliest deadline (cache_next_due) as well; these rounds only catch
- * what nothing announced.
- */
-static uint64_t
-flusher_interval_ms (void)
-{
-  uint64_t t = cache.cfg.delwri_ms < cache.cfg.postpone_ms
-    ? cache.cfg.delwri_ms : cache.cfg.postpone_ms;
-
-  if (t == 0)
-    return 100;                 /* delwri=0: kicked by every write */
-  t /= 4;
-  return t < 10 ? 10 : t > 1000 ? 1000 : t;
-}
-
-static void *
-flusher_thread (void *arg)
-{
-  lock_or_abort (&cache.bg_lock);
-  while (!cache.bg_stop) {
-    if (!cache.flush_kick) {
-      struct timespec ts;
-      uint64_t ms = flusher_interval_ms ();
-      uint64_t t = now_ms (), due = cache_next_due ();
-
-      if (due <= t)
-        ms = 0;
-      else if (due - t < ms)
-        ms = due - t;
-      if (ms > 0) {
-        clock_gettime (CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-          ts.tv_sec++;
-          ts.tv_nsec -= 1000000000;
-        }
-        /* Woken before the time: an earlier deadline, or a kick. */
-        if (pthread_cond_timedwait (&cache.bg_cond, &cache.bg_lock,
-                                    &ts) == 0 &&
-            !cache.flush_kick && !cache.bg_stop)
-          continue;
-      }
-    }
-    if (cache.bg_stop)
-      break;
-    bool pressure = cache.pressure_kick;
-    cache.flush_kick = cache.pressure_kick = false;
-    unlock_or_abort (&cache.bg_lock);
-    cache_writeback_due ();
-    if (pressure)
-      cache_writeback_pressure ();
-    flush_requested ();
-    lock_or_abort (&cache.bg_lock);
-  }
-  unlock_or_abort (&cache.bg_lock);
-  return NULL;
-}
-
-int
-flusher_start (void)
-{
-  int err;
-
-  if (cache.flusher_running)
-    return 0;
-  cache.bg_stop = false;
-  err = pthread_create (&cache.flusher, NULL, flusher_thread, NULL);
-  if (err) {
-    errno = err;
-    log_error ("cache: starting the flusher thread: %m");
-    return -1;
-  }
-  cache.flusher_running = true;
-  return 0;
-}
-
-/* Stop the flusher thread, if it runs, and unmap the free bounce
- * buffers (cache_shutdown calls this after the final write-back).
- */
-void
-flusher_stop (void)
-{
-  if (cache.flusher_running) {
-    lock_or_abort (&cache.bg_lock);
-    cache.bg_stop = true;
-    pthread_cond_broadcast (&cache.bg_cond);
-    unlock_or_abort (&cache.bg_lock);
-    pthread_join (cache.flusher, NULL);
-    cache.flusher_running = false;
-  }
-  bounce_drain ();
-}
-
-void
-flusher_kick (void)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.bg_lock);
-  cache.flush_kick = true;
-  pthread_cond_broadcast (&cache.bg_cond);
-}
-
-void
-flusher_kick_pressure (void)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&cache.bg_lock);
-  cache.flush_kick = cache.pressure_kick = true;
-  pthread_cond_broadcast (&cache.bg_cond);
-}
-
-/* Shards over dirty_high: write back their oldest dirty blocks, of
- * every export, until they are down to dirty_low (or nothing more can
- * be written now).  Earlier than delwri= asks, which is allowed: it is
- * the latest a block may stay dirty.
- */
-int
-cache_writeback_pressure (void)
-{
-  uint64_t total = 0;
-  int r = 0;
-
-  pthread_rwlock_rdlock (&exports_rwlock);
-  for (unsigned i = 0; i < cache.nshards; i++) {
-    struct shard *s = &cache.shards[i];
-    bool progress = true;
-
-    for (;;) {
-      uint64_t ndirty;
-
-      lock_or_abort (&s->lock);
-      ndirty = s->ndirty;
-      unlock_or_abort (&s->lock);
-      if (!progress || ndirty <= cache.dirty_low)
-        break;
-      progress = false;
-      for (struct cache_export *exp = cache.exports; exp; exp = exp->next) {
-        uint64_t n = 0;
-
-        if (writeback (exp, WB_ROOM, 0, 0, s, &n, NULL) == -1)
-          r = -1;
-        total += n;
-        progress |= n > 0;
-      }
-    }
-  }
-  pthread_rwlock_unlock (&exports_rwlock);
-  return r == -1 ? -1 : (int) (total > INT32_MAX ? INT32_MAX : total);
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  STAT_ADD (exp, flush_ns_total,
+            (uint64_t) (t1.tv_sec - t0.tv_sec) * 1000000000
+            + t1.tv_nsec - t0.tv_nsec);
+  errno = err;
+  return r;
 }

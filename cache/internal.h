@@ -11,11 +11,32 @@
  *   shard->lock  ->  exp->lock  ->  cache.lock
  * No lock is held across backend I/O.  A block under I/O is marked
  * busy; whoever needs it waits on its shard's condition variable, and
- * never while holding another busy block.
+ * never while holding another busy block.  A walk of the export list
+ * holds a reference on the export it is at, not a lock (exports.c).
+ *
+ * Files, and which may call which: a file calls only files on lines
+ * below its own, never one above or beside it, so there are no cycles.
+ *
+ *   backend.c              exports over a device or memory
+ *   cache.c                set-up, shutdown, export open/close, stats
+ *   io.c                   cache_read, cache_write and their nowait forms
+ *   zero.c                 zero, trim, extents
+ *   async.c                the asynchronous path (cache_io)
+ *   write.c                writing into blocks, the commit level
+ *   room.c                 make_room: a block for a full shard
+ *   flusher.c              the flusher thread
+ *   flush.c                write-back, cache_flush
+ *   readahead.c            sequential detection, prefetch
+ *   revalidate.c           rmvto=
+ *   fill.c                 reading blocks from the host
+ *   block.c                shards, blocks, replacement, arena
+ *   due.c                  deadlines of dirty blocks, waking the flusher
+ *   exports.c  fence.c  track.c   (leaves: call no other file)
  */
 #ifndef NBDL_CACHE_INTERNAL_H
 #define NBDL_CACHE_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -118,6 +139,8 @@ struct cache_export {
   uint64_t nblocks;             /* blocks covering be.size */
   uint8_t last_mask;            /* valid sectors of the last block */
   struct cache_export *next;    /* cache.exports (cache.lock) */
+  unsigned refs;                /* walks using it (cache.lock) */
+  bool closing;                 /* no new references (cache.lock) */
 
   struct export_shard *shard;   /* [nshards], each guarded by shard i's lock */
   uint64_t resident_total;      /* atomic: blocks in all shards, against... */
@@ -176,7 +199,7 @@ struct cache {
   void **chunks;                /* allocations, freed at shutdown */
   uint64_t nchunks;
 
-  /* The flusher thread (flush.c). */
+  /* The flusher thread (flusher.c, due.c). */
   pthread_mutex_t bg_lock;
   pthread_cond_t bg_cond;
   bool bg_stop;
@@ -198,10 +221,9 @@ now_ms (void)
 #define STAT_ADD(exp, field, n) \
   __atomic_fetch_add (&(exp)->stats.field, (n), __ATOMIC_RELAXED)
 
-/* cache.c */
-extern int check_range (const struct cache_export *exp, uint64_t count,
-                        uint64_t offset, int err);
-extern bool may_skip_revalidation (struct cache_export *exp);
+/* backend.c and cache.c: declared in cache.h only. */
+
+/* write.c: writing into the cache, the commit level. */
 extern int insert_nowait (struct cache_export *exp, const void *buf,
                           uint64_t count, uint64_t offset);
 extern bool write_is_delayed (unsigned flags);
@@ -212,6 +234,78 @@ extern int write_range (struct cache_export *exp, const char *buf,
  */
 extern int commit_write (struct cache_export *exp, uint64_t first,
                          uint64_t end, unsigned flags, bool need_flush);
+
+/* room.c: a block for a request in a full shard. */
+/* Write back some dirty blocks (or wait for busy ones), so that a
+ * retry of block_alloc in shard s can succeed.
+ */
+extern int make_room (struct shard *s, struct cache_export *exp);
+
+/* flusher.c: the flusher thread. */
+extern int flusher_start (void);
+/* Stop the flusher thread, if it runs, and unmap the free bounce
+ * buffers.
+ */
+extern void flusher_stop (void);
+
+/* flush.c: write-back. */
+enum wb_mode {
+  WB_DUE,                       /* the flusher: blocks past their deadline */
+  WB_ALL,                       /* flush: every dirty block, wait for busy */
+  WB_RANGE,                     /* FUA / commit=high: blocks of a range */
+  WB_ROOM,                      /* make room: oldest dirty of one shard */
+};
+extern int writeback (struct cache_export *exp, enum wb_mode mode,
+                      uint64_t first, uint64_t end, struct shard *only,
+                      uint64_t *written, uint64_t *next_due);
+/* Take (and clear) the export's pending write-back error. */
+extern int take_error (struct cache_export *exp);
+extern void record_error (struct cache_export *exp, int err);
+/* Bytes mapped for write-back bounce buffers, in use or kept for reuse
+ * (outside cache=).
+ */
+extern uint64_t bounce_bytes (void);
+/* Unmap the free bounce buffers (at shutdown). */
+extern void bounce_drain (void);
+
+/* readahead.c: sequential detection and background prefetch. */
+extern void readahead_note (struct cache_export *exp, uint64_t offset,
+                            uint64_t count);
+extern int prefetch_queue (struct cache_export *exp, uint64_t first,
+                           uint64_t end);
+extern int prefetcher_start (void);
+extern void prefetcher_stop (void);
+extern void prefetch_forget (struct cache_export *exp);
+
+/* revalidate.c: rmvto= revalidation. */
+/* After rmvto= idleness, ask the host whether it changed, and if so
+ * drop the export's clean blocks (may stat: not on the nowait paths).
+ */
+extern void revalidate_if_idle (struct cache_export *exp);
+extern bool may_skip_revalidation (struct cache_export *exp);
+
+/* fill.c: reading blocks from the host. */
+/* Read up to IO_RUN_BLOCKS consecutive blocks, all marked BUSY_READ by
+ * the caller, from the host and merge into their invalid sectors.
+ * Clears BUSY_READ.  On error, blocks that hold nothing are dropped.
+ */
+extern int fill_run (struct cache_export *exp, struct block **run,
+                     unsigned n, enum io_priority prio, bool prefetch);
+/* The same, copying the part of each block inside [req_offset,
+ * req_offset + req_count) to dest + (position - req_offset).
+ */
+extern int fill_run_copy (struct cache_export *exp, struct block **run,
+                          unsigned n, enum io_priority prio, bool prefetch,
+                          char *dest, uint64_t req_offset,
+                          uint64_t req_count);
+/* The second half of a fill, once the host read is done (err 0) or
+ * failed (an errno value): the data is in the blocks' memory, or in
+ * bounce (one block after another) to be merged.  Clears BUSY_READ.
+ */
+extern void fill_complete (struct cache_export *exp, struct block **run,
+                           unsigned n, int err, bool prefetch,
+                           const char *bounce, char *dest,
+                           uint64_t req_offset, uint64_t req_count);
 
 /* block.c: shards, lookup, allocation and replacement. */
 extern struct shard *shard_of (const struct cache_export *exp, uint64_t index);
@@ -253,39 +347,11 @@ extern uint8_t sectors_covered (uint32_t lo, uint32_t hi);
 extern int arena_init (void);
 extern void arena_free (void);
 
-/* fill.c: reading blocks from the host. */
-/* Read up to IO_RUN_BLOCKS consecutive blocks, all marked BUSY_READ by
- * the caller, from the host and merge into their invalid sectors.
- * Clears BUSY_READ.  On error, blocks that hold nothing are dropped.
- */
-extern int fill_run (struct cache_export *exp, struct block **run,
-                     unsigned n, enum io_priority prio, bool prefetch);
-/* The same, copying the part of each block inside [req_offset,
- * req_offset + req_count) to dest + (position - req_offset).
- */
-extern int fill_run_copy (struct cache_export *exp, struct block **run,
-                          unsigned n, enum io_priority prio, bool prefetch,
-                          char *dest, uint64_t req_offset,
-                          uint64_t req_count);
-/* The second half of a fill, once the host read is done (err 0) or
- * failed (an errno value): the data is in the blocks' memory, or in
- * bounce (one block after another) to be merged.  Clears BUSY_READ.
- */
-extern void fill_complete (struct cache_export *exp, struct block **run,
-                           unsigned n, int err, bool prefetch,
-                           const char *bounce, char *dest,
-                           uint64_t req_offset, uint64_t req_count);
-
-/* flush.c: write-back. */
-enum wb_mode {
-  WB_DUE,                       /* the flusher: blocks past their deadline */
-  WB_ALL,                       /* flush: every dirty block, wait for busy */
-  WB_RANGE,                     /* FUA / commit=high: blocks of a range */
-  WB_ROOM,                      /* make room: oldest dirty of one shard */
-};
-extern int writeback (struct cache_export *exp, enum wb_mode mode,
-                      uint64_t first, uint64_t end, struct shard *only,
-                      uint64_t *written, uint64_t *next_due);
+/* due.c: deadlines of dirty blocks, waking the flusher. */
+/* When the flusher must write b back (shard lock held). */
+extern uint64_t due_time (const struct block *b);
+/* Lower cache.next_due_ms to due; true if it was later. */
+extern bool lower_next_due (uint64_t due);
 /* A block went from clean to dirty at t (shard lock held): wake the
  * flusher if it sleeps past the block's deadline.
  */
@@ -294,42 +360,45 @@ extern void flusher_note_dirty (uint64_t t);
  * or the write failed): the same for its deadline.
  */
 extern void flusher_note_still_dirty (const struct block *b);
-extern int make_room (struct shard *s, struct cache_export *exp);
-/* Held (for writing) while an export is unlinked from cache.exports. */
-extern void exports_write_lock (void);
-extern void exports_write_unlock (void);
-extern int flusher_start (void);
-extern void flusher_stop (void);
 extern void flusher_kick (void);
 /* A shard went over dirty_high (any lock may be held). */
 extern void flusher_kick_pressure (void);
-/* Take (and clear) the export's pending write-back error. */
-extern int take_error (struct cache_export *exp);
-extern void record_error (struct cache_export *exp, int err);
 
-/* readahead.c: sequential detection and background prefetch. */
-extern void readahead_note (struct cache_export *exp, uint64_t offset,
-                            uint64_t count);
-extern int prefetch_queue (struct cache_export *exp, uint64_t first,
-                           uint64_t end);
-extern int prefetcher_start (void);
-extern void prefetcher_stop (void);
-extern void prefetch_forget (struct cache_export *exp);
+/* exports.c: the list of open exports (cache.exports), references. */
+extern void exports_link (struct cache_export *exp);
+/* Mark exp closing, wait for its references to go, unlink it. */
+extern void exports_unlink (struct cache_export *exp);
+/* Take a reference on exp (cache.lock held); false if it is closing. */
+extern bool export_get_locked (struct cache_export *exp);
+extern void export_put (struct cache_export *exp);
+/* The first open export (after NULL) or the next one after after, with
+ * a reference taken, and the reference on after given back; NULL at
+ * the end.  Walk with
+ *   for (e = export_next (NULL); e; e = export_next (e))
+ * and export_put (e) on leaving the loop early.
+ */
+extern struct cache_export *export_next (struct cache_export *after);
 
-/* zero.c: zero, trim and the fences that order them. */
+/* fence.c: ranges being zeroed or trimmed on the host (exp->lock). */
 extern bool in_fence (struct cache_export *exp, uint64_t index);
 extern void wait_fences (struct cache_export *exp, uint64_t first,
                          uint64_t end);
+extern void fence_up (struct cache_export *exp, struct fence *f);
+extern void fence_down (struct cache_export *exp, struct fence *f);
 
-/* backend.c: the device and memory backends. */
-extern void device_backend (struct device *dev, struct cache_backend *be);
-extern int ram_backend (const char *name, uint64_t size, uint32_t sector,
-                        struct cache_backend *be);
+/* Shared helpers (inline). */
 
-/* flush.c: bytes mapped for write-back bounce buffers, in use or kept
- * for reuse (outside cache=).
- */
-extern uint64_t bounce_bytes (void);
+/* Fail with err unless [offset, offset+count) lies inside the export. */
+static inline int
+check_range (const struct cache_export *exp, uint64_t count, uint64_t offset,
+             int err)
+{
+  if (offset > exp->be.size || count > exp->be.size - offset) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
 
 /* The part [*lo, *hi) of block idx inside [offset, offset+count). */
 static inline void

@@ -591,7 +591,14 @@ cache_export_track (struct cache_export *exp, uint32_t granularity,
   t = calloc (1, sizeof *t);
   if (t == NULL)
     return -1;
-  pthread_mutex_init (&t->lock, NULL);
+  r = pthread_mutex_init (&t->lock, NULL);
+  if (r) {
+    errno = r;
+    log_error ("%s: changed-block tracking: initialising a lock: %m; "
+               "tracking is off", exp->name);
+    free (t);
+    return -1;
+  }
   t->shift = __builtin_ctz (granularity);
   t->size = exp->be.size;
   t->nbits = (t->size >> t->shift) + ((t->size & (granularity - 1)) != 0);

@@ -4,8 +4,9 @@
  * Zeroing or trimming whole blocks is done on the host (fallocate),
  * not through the cache, so the order against cached blocks matters:
  *
- *  1. a fence over the range stops write-back of dirty blocks inside
- *     it, so nothing written before the zero can land after it;
+ *  1. a fence over the range (fence.c) stops write-back of dirty
+ *     blocks inside it, so nothing written before the zero can land
+ *     after it;
  *  2. every cached block in the range is dropped, dirty or not,
  *     waiting for blocks under I/O (a write-back already in flight
  *     completes before the host zero starts);
@@ -28,53 +29,6 @@
 #include "cleanup.h"
 #include "internal.h"
 #include "log.h"
-
-bool
-in_fence (struct cache_export *exp, uint64_t index)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&exp->lock);
-
-  for (struct fence *f = exp->fences; f; f = f->next)
-    if (index >= f->first && index < f->end)
-      return true;
-  return false;
-}
-
-void
-wait_fences (struct cache_export *exp, uint64_t first, uint64_t end)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&exp->lock);
-  bool overlap;
-
-  do {
-    overlap = false;
-    for (struct fence *f = exp->fences; f; f = f->next)
-      if (f->first < end && first < f->end)
-        overlap = true;
-    if (overlap)
-      pthread_cond_wait (&exp->cond, &exp->lock);
-  } while (overlap);
-}
-
-static void
-fence_up (struct cache_export *exp, struct fence *f)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&exp->lock);
-  f->next = exp->fences;
-  exp->fences = f;
-}
-
-static void
-fence_down (struct cache_export *exp, struct fence *f)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&exp->lock);
-  for (struct fence **p = &exp->fences; *p; p = &(*p)->next)
-    if (*p == f) {
-      *p = f->next;
-      break;
-    }
-  pthread_cond_broadcast (&exp->cond);
-}
 
 /* Drop a block (all), or what of it may predate the host zero: a clean
  * block entirely, the clean sectors of a dirty one.
