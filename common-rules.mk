@@ -14,8 +14,3 @@ AM_CFLAGS = \
 	$(SANITIZER_CFLAGS) \
 	$(HARDENING_CFLAGS) \
 	$(NULL)
-
-# The _CFLAGS in opts/ device/ cache/ server/ plugin/ still
-# start with $(WARNINGS_CFLAGS): until they list $(AM_CFLAGS), that
-# name carries the whole set.
-WARNINGS_CFLAGS = $(AM_CFLAGS)
