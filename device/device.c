@@ -19,10 +19,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <linux/fs.h>
+#include <linux/magic.h>
 
 #include "cleanup.h"
 #include "device.h"
@@ -317,6 +319,17 @@ device_check_distinct (const struct export_config *ec, size_t n)
   return 0;
 }
 
+/* On tmpfs the page cache is where the file lives: there is no second
+ * copy for O_DIRECT to avoid, and unless asked for it is not used.
+ */
+static bool
+page_cache_is_the_file (int fd)
+{
+  struct statfs sfs;
+
+  return fstatfs (fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
+}
+
 /* direct: a second descriptor of the same file (reopened through
  * /proc, so a file renamed over the path meanwhile is not the one
  * opened) with O_DIRECT, used for the transfers it can take
@@ -457,7 +470,8 @@ device_open (const struct export_config *ec)
   if (probe_fd (ec, dev->fd, &fst, &dev->info) == -1)
     goto err;
 
-  if (ec->direct != DIRECT_OFF)
+  if (ec->direct == DIRECT_ON
+      || (ec->direct == DIRECT_AUTO && !page_cache_is_the_file (dev->fd)))
     open_direct (dev, ec->direct == DIRECT_ON);
 
   dev->st_dev = fst.st_dev;
