@@ -46,6 +46,10 @@ start_fault_frontend ()
         asan=$(plugin_asan_runtime)
         cmd=(nbdkit -f -P "$pidfile" -U "$frontend_sock"
              "$loopback_plugin" "${frontend_argv[@]}")
+        if plugin_valgrind; then
+            valgrind_args
+            cmd=("${valgrind_argv[@]}" "${cmd[@]}")
+        fi
         # nbdkit 1.32 leaks on exit (see loopback_nbdkit_args).
         test -z "$asan" ||
             env=(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
