@@ -44,16 +44,14 @@ frontend_args "$frontend" \
 env=()
 case $frontend in
 plugin)
-    asan=$(plugin_asan_runtime)
+    asan=$(plugin_asan_preload)
     server=(nbdkit -f -P "$tmp/pid" -U "$tmp/sock" "$loopback_plugin"
             "${frontend_argv[@]}")
     if plugin_valgrind; then
         valgrind_args
         server=("${valgrind_argv[@]}" "${server[@]}")
     fi
-    # nbdkit 1.32 leaks on exit (see loopback_nbdkit_args).
-    test -z "$asan" ||
-        env=(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+    test -z "$asan" || env=(ASAN_OPTIONS="$(plugin_asan_options)")
     ;;
 daemon)
     asan=$(asan_runtime_of "$(command -v nbd-loopback)")
