@@ -43,12 +43,14 @@ start_fault_frontend ()
     frontend_args "$fe" "$@"
     case $fe in
     plugin)
-        asan=$(plugin_asan_runtime)
+        asan=$(plugin_asan_preload)
         cmd=(nbdkit -f -P "$pidfile" -U "$frontend_sock"
              "$loopback_plugin" "${frontend_argv[@]}")
-        # nbdkit 1.32 leaks on exit (see loopback_nbdkit_args).
-        test -z "$asan" ||
-            env=(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+        if plugin_valgrind; then
+            valgrind_args
+            cmd=("${valgrind_argv[@]}" "${cmd[@]}")
+        fi
+        test -z "$asan" || env=(ASAN_OPTIONS="$(plugin_asan_options)")
         ;;
     daemon)
         asan=$(asan_runtime_of "$(command -v nbd-loopback)")

@@ -13,7 +13,8 @@
 #
 # CI: 52 cycles (13 per commit level), and for the daemon 26 more of
 # its io_uring path.  LONG=1: 2000 cycles.
-# CRASH_CYCLES=N and CRASH_SEED=N override; a failure prints the seed
+# CRASH_CYCLES=N, CRASH_MAX_MS=N (the kill comes at most N ms into a
+# cycle) and CRASH_SEED=N override; a failure prints the seed
 # and cycle to replay.
 source ./functions.sh
 source "$(dirname "$0")/fault-functions.sh"
@@ -43,12 +44,14 @@ frontend_args "$frontend" \
 env=()
 case $frontend in
 plugin)
-    asan=$(plugin_asan_runtime)
+    asan=$(plugin_asan_preload)
     server=(nbdkit -f -P "$tmp/pid" -U "$tmp/sock" "$loopback_plugin"
             "${frontend_argv[@]}")
-    # nbdkit 1.32 leaks on exit (see loopback_nbdkit_args).
-    test -z "$asan" ||
-        env=(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+    if plugin_valgrind; then
+        valgrind_args
+        server=("${valgrind_argv[@]}" "${server[@]}")
+    fi
+    test -z "$asan" || env=(ASAN_OPTIONS="$(plugin_asan_options)")
     ;;
 daemon)
     asan=$(asan_runtime_of "$(command -v nbd-loopback)")
@@ -74,7 +77,8 @@ server=(env ${preload:+LD_PRELOAD="$preload"} "${env[@]}" "${server[@]}")
 # The client starts, kills and reaps every server itself (and a
 # server outlives it by no more than its own death: PR_SET_PDEATHSIG).
 stress-client crash --file "$f" --socket "$tmp/sock" --pidfile "$tmp/pid" \
-    --size 8M --conns 4 --depth 8 --cycles "$cycles" --max-ms 150 \
+    --size 8M --conns 4 --depth 8 --cycles "$cycles" \
+    --max-ms "${CRASH_MAX_MS:-150}" \
     ${CRASH_SEED:+--seed "$CRASH_SEED"} "${journal[@]}" \
     -- "${server[@]}" >"$tmp/figures" 2>"$tmp/stderr" || {
     status=$?

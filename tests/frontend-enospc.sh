@@ -10,10 +10,6 @@ set -e
 set -x
 
 requires_frontend "$frontend"
-if [ "$frontend" = plugin ] && [ -n "$(plugin_asan_runtime)" ]; then
-    skip "nbdkit with the ASan runtime preloaded hangs at exit after" \
-         "errors logged with %m (see loopback_nbdkit in functions.sh)"
-fi
 requires_root
 requires client-frontend-io --help
 make_tmpdir

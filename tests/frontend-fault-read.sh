@@ -11,10 +11,6 @@ set -e
 set -x
 
 requires_faultinject "$frontend"
-if [ "$frontend" = plugin ] && [ -n "$(plugin_asan_runtime)" ]; then
-    skip "nbdkit with the ASan runtime preloaded hangs at exit after" \
-         "errors logged with %m (see loopback_nbdkit in functions.sh)"
-fi
 make_tmpdir
 f="$tmp/disk.img"
 head -c 4M /dev/zero | tr '\0' '\132' >"$f"     # 0x5a everywhere

@@ -15,10 +15,6 @@ set -e
 set -x
 
 requires_faultinject "$frontend"
-if [ "$frontend" = plugin ] && [ -n "$(plugin_asan_runtime)" ]; then
-    skip "nbdkit with the ASan runtime preloaded hangs at exit after" \
-         "errors logged with %m (see loopback_nbdkit in functions.sh)"
-fi
 make_tmpdir
 f="$tmp/disk.img"
 truncate -s 8M "$f"

@@ -11,12 +11,6 @@ set -e
 set -x
 
 requires_frontend "$frontend"
-if [ "$frontend" = plugin ] && [ -n "$(plugin_asan_runtime)" ]; then
-    # Seen with nbdkit's own memory plugin too: the --run command ends,
-    # nbdkit never does.
-    skip "nbdkit 1.32 with the ASan runtime preloaded (the sanitizer" \
-         "build's plugin) hangs at exit after a TLS session"
-fi
 tls_setup -c nbdinfo -c nbdcopy -c qemu-img -x -k alice 16M
 export tmp
 head -c 2M /dev/urandom > "$tmp/in.img"

@@ -183,7 +183,7 @@ nbdkit ()
     record_pidfile "${extra[1]}"
     [ $addr = 1 ] || extra+=(-p "$port")
     if [ -n "$nbdkit_asan" ]; then
-        env LD_PRELOAD="$nbdkit_asan" ASAN_OPTIONS=detect_leaks=0 \
+        env LD_PRELOAD="$nbdkit_asan" ASAN_OPTIONS="$nbdkit_asan_options" \
             timeout -k 10 120 nbdkit "${extra[@]}" "${args[@]}"
     else
         command nbdkit "${extra[@]}" "${args[@]}"
@@ -217,8 +217,9 @@ nbd-client ()
 }
 EOF
 
-nbdkit_asan=$(plugin_asan_runtime)
-export work tmp loopback_plugin nbdkit_asan
+nbdkit_asan=$(plugin_asan_preload)
+nbdkit_asan_options=$(plugin_asan_options)
+export work tmp loopback_plugin nbdkit_asan nbdkit_asan_options
 export pids=$tmp/pidfiles
 
 # The quick start's server: the words after "set --" in quickstart's

@@ -4,10 +4,10 @@
 # writes (plain, FUA, unaligned), zeroes, trims, flushes and reads back
 # through it, and nbdkit exits at the end of --run, writing everything
 # back.  An invalid access or use of uninitialised memory makes
-# valgrind exit 99.  Leaks are not counted here: nbdkit 1.32 itself
-# leaks at exit (see loopback_nbdkit_args in functions.sh); the
-# daemon's memcheck test counts the shared code's leaks.  Skipped in
-# the ASan build and without valgrind.
+# valgrind exit 99.  Leaks are not counted here; the
+# test-plugin-valgrind-*.sh tests count the plugin's (with nbdkit's
+# own in tests/valgrind.supp), the daemon's memcheck test the shared
+# code's.  Skipped in the ASan build and without valgrind.
 source ./functions.sh
 set -e
 set -x
