@@ -509,6 +509,23 @@ if (-s "$out/hostio.md") {
         @rows, '';
 }
 
+# The disk group (bench/run writes its table itself).
+if (-s "$out/disk.md") {
+    open my $h, '<', "$out/disk.md" or die "$out/disk.md: $!\n";
+    my @rows = <$h>;
+    close $h;
+    chomp @rows;
+    push @md, '## Disk: cold reads and durable writes on a disk file system', '',
+        'The file copied to a disk file system (`DISK_DIR`) and dropped from '
+        . 'the page cache before every sample, a fresh server each time: '
+        . 'nbd-loopback as it starts (`O_DIRECT` where the file system has it), '
+        . 'with `nodirect`, and nbdkit file (with `--filter=fua fuamode=force` '
+        . 'for durable writes).  "File in page cache after" is what `fincore` '
+        . 'counts once the sample is over: a second copy of the data, in memory.  '
+        . 'Medians of the rounds, (min-max).', '',
+        @rows, '';
+}
+
 # The changed-block tracking group (bench/run writes its table itself).
 if (-s "$out/cbt.md") {
     open my $h, '<', "$out/cbt.md" or die "$out/cbt.md: $!\n";
