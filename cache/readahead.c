@@ -6,7 +6,8 @@
  * and doubles with every further sequential read up to MAX, and the
  * blocks beyond the read are queued for the prefetch thread, which
  * reads them at background priority (client reads go first on the I/O
- * threads).  Any other read closes the window.  NBD_CMD_CACHE queues
+ * threads).  Any other read closes the window.  Reads of ra= MAX or
+ * more read nothing ahead: their client is reading ahead itself.  NBD_CMD_CACHE queues
  * its range the same way.  Prefetch never evicts dirty blocks to make
  * room: it stops where the cache would have to write back first.
  */
@@ -80,6 +81,13 @@ readahead_note (struct cache_export *exp, uint64_t offset, uint64_t count)
     }
     return;
   }
+  /* A read as large as the largest window is its own read-ahead: a
+   * client reading that much at a time keeps the next reads in flight
+   * already, and a prefetch of them would only race with them (and
+   * send them to a thread to wait for it).
+   */
+  if (count >= cache.cfg.ra_max)
+    return;
   {
     ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&exp->lock);
     uint64_t window = exp->ra_window == 0 ? cache.cfg.ra_min

@@ -7,7 +7,7 @@
  * read, and read-ahead keeps going ahead of the stream without reading
  * anything twice.  nora and
  * ra=0 read nothing that was not asked for; random reads trigger
- * nothing.  cache_prefetch (NBD_CMD_CACHE) makes later reads of its
+ * nothing, nor do sequential reads as large as the largest window.  cache_prefetch (NBD_CMD_CACHE) makes later reads of its
  * range hits with no new host read.  Background work is waited for by
  * polling with a deadline, never by sleeping.
  */
@@ -177,13 +177,13 @@ test_sequential (const char *opts, uint64_t ra_max)
   fake_free (fk);
 }
 
-/* Reads [offsets] and checks that the host was asked for exactly those
- * blocks, and nothing was read ahead (even later: checked after the
- * export is closed).
+/* Reads count bytes at each of blocks[] and checks that the host was
+ * asked for exactly those, and nothing was read ahead (even later:
+ * checked after the export is closed).
  */
 static void
 check_no_read_ahead (const char *opts, const char *what,
-                     const uint64_t *blocks, size_t n)
+                     const uint64_t *blocks, size_t n, uint64_t count)
 {
   struct fake *fk = new_fake ();
   struct cache_export *exp;
@@ -195,13 +195,13 @@ check_no_read_ahead (const char *opts, const char *what,
   exp = test_open (fk);
   log0 = fake_log_len (fk);
   for (size_t i = 0; i < n; i++)
-    read_check (exp, blocks[i] * BLK, BLK);
+    read_check (exp, blocks[i] * BLK, count);
   st = test_stats (exp);
   assert (cache_export_close (exp) == 0);
   assert (cache_shutdown () == 0);
-  if (st.readahead_blocks != 0 || st.misses != n ||
+  if (st.readahead_blocks != 0 || st.misses != n * (count / BLK) ||
       pread_bytes (fk, log0, IO_PRIO_BACKGROUND) != 0 ||
-      pread_bytes (fk, log0, -1) != n * BLK) {
+      pread_bytes (fk, log0, -1) != n * count) {
     fprintf (stderr, "%s (%s): %" PRIu64 " blocks read ahead, %" PRIu64
              " misses for %zu reads; host reads:\n", what, opts,
              st.readahead_blocks, st.misses, n);
@@ -219,8 +219,17 @@ test_no_read_ahead (uint64_t seed)
 
   for (size_t i = 0; i < 300; i++)
     blocks[i] = i;
-  check_no_read_ahead ("cache=16m,nora", "sequential", blocks, 300);
-  check_no_read_ahead ("cache=16m,ra=0", "sequential", blocks, 300);
+  check_no_read_ahead ("cache=16m,nora", "sequential", blocks, 300, BLK);
+  check_no_read_ahead ("cache=16m,ra=0", "sequential", blocks, 300, BLK);
+  /* Sequential reads as large as ra= MAX read ahead themselves. */
+  for (size_t i = 0; i < 40; i++)
+    blocks[i] = i * (256 * 1024 / BLK);
+  check_no_read_ahead ("cache=16m", "sequential 256 KiB reads", blocks, 40,
+                       256 * 1024);
+  for (size_t i = 0; i < 12; i++)
+    blocks[i] = i * (1024 * 1024 / BLK);
+  check_no_read_ahead ("cache=16m,ra=16k:1m", "sequential 1 MiB reads",
+                       blocks, 12, 1024 * 1024);
 
   /* Distinct random blocks, never next to (or one apart from) the one
    * before.
@@ -236,7 +245,7 @@ test_no_read_ahead (uint64_t seed)
     } while (again);
     blocks[i] = prev = b;
   }
-  check_no_read_ahead ("cache=16m", "random reads", blocks, 300);
+  check_no_read_ahead ("cache=16m", "random reads", blocks, 300, BLK);
 }
 
 static void
