@@ -31,7 +31,9 @@
  *   fill.c                 reading blocks from the host
  *   block.c                shards, blocks, replacement, arena
  *   due.c                  deadlines of dirty blocks, waking the flusher
- *   exports.c  fence.c  track.c   (leaves: call no other file)
+ *   track.c                changed-block tracking (track.h: then
+ *                          track-sidecar.c, then track-bitmap.c)
+ *   exports.c  fence.c     (leaves: call no other file)
  */
 #ifndef NBDL_CACHE_INTERNAL_H
 #define NBDL_CACHE_INTERNAL_H
