@@ -25,7 +25,7 @@ for mode in garbage-magic garbage-handshake unknown-client-flags \
     ./client-raw "$sock" $mode
     nbdinfo --size "$(nbd_uri)" | grep -qx 16777216
 done
-grep -q 'invalid request: bad magic' "$tmp/server.log"
+wait_for 10 grep -q 'invalid request: bad magic' "$tmp/server.log"
 grep -q 'unknown client flags' "$tmp/server.log"
 exec 7>&-
 wait $holder

@@ -15,5 +15,5 @@ start_server_unix --timeout=1 loopback fd="$tmp/disk.img"
 silent=$!
 nbdinfo --size "$(nbd_uri)" | grep -qx 16777216
 wait $silent
-grep -q 'handshake not finished within 1 s' "$tmp/server.log"
+wait_for 10 grep -q 'handshake not finished within 1 s' "$tmp/server.log"
 stop_server

@@ -20,7 +20,7 @@ exec 7>"$tmp/hold"
 connected () { grep -q connected "$tmp/holder.out"; }
 wait_for 30 connected
 expect_fail_with 'server policy prevents NBD_OPT_GO' nbdinfo --size "$(nbd_uri)"
-grep -q 'more than 1 connections: refusing it' "$tmp/server.log"
+wait_for 10 grep -q 'more than 1 connections: refusing it' "$tmp/server.log"
 exec 7>&-
 wait $holder
 # The holder has gone: room again (its close may take a moment).

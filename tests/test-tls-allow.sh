@@ -15,7 +15,7 @@ truncate -s 16M "$tmp/disk.img"
 start_server_tcp --allow 127.0.0.1 --allow 10.1.0.0/16 \
     loopback fd="$tmp/disk.img"
 ./client-tls-raw -s 127.0.0.2 "127.0.0.1:$port" refused
-grep -q 'connection from 127.0.0.2:[0-9]* refused: not in --allow' "$tmp/server.log"
+wait_for 10 grep -q 'connection from 127.0.0.2:[0-9]* refused: not in --allow' "$tmp/server.log"
 ./client-tls-raw -s 127.0.0.1 "127.0.0.1:$port" greeting
 test "$(nbdinfo --size "nbd://127.0.0.1:$port/")" = 16777216
 # The refused client did not stop the server.
@@ -35,7 +35,7 @@ if ip -6 addr show dev lo 2>/dev/null | grep -q '::1/128'; then
     start_server -i ::1 -p "$port" --allow 127.0.0.1 loopback fd="$tmp/disk.img" ||
         skip "cannot listen on [::1]:$port"
     ./client-tls-raw "[::1]:$port" refused
-    grep -q 'connection from \[::1\]:[0-9]* refused: not in --allow' "$tmp/server.log"
+    wait_for 10 grep -q 'connection from \[::1\]:[0-9]* refused: not in --allow' "$tmp/server.log"
     stop_server
     start_server -i ::1 -p "$port" --allow ::1/128 loopback fd="$tmp/disk.img"
     ./client-tls-raw "[::1]:$port" greeting

@@ -15,8 +15,8 @@ cmp -s "$tmp/keys.psk" "$tmp/other.psk" && fail "psktool made the same key twice
 start_server_unix --tls=require --tls-psk="$tmp/keys.psk" \
     loopback fd="$tmp/disk.img"
 expect_fail_with 'TLS|handshake' nbdinfo --size "$(nbd_psk_uri "$tmp/other.psk" alice)"
-grep -q 'TLS handshake failed: binder does not verify: closing' "$tmp/server.log"
+wait_for 10 grep -q 'TLS handshake failed: binder does not verify: closing' "$tmp/server.log"
 expect_fail_with 'TLS|handshake' nbdinfo --size "$(nbd_psk_uri "$tmp/mallory.psk" mallory)"
-grep -q "TLS handshake failed: unknown PSK user 'mallory'" "$tmp/server.log"
+wait_for 10 grep -q "TLS handshake failed: unknown PSK user 'mallory'" "$tmp/server.log"
 test "$(nbdinfo --size "$(nbd_psk_uri "$tmp/keys.psk" alice)")" = 16777216
 stop_server

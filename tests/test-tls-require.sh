@@ -20,7 +20,7 @@ LIBNBD_DEBUG=1 expect_fail_with 'server error message: this server requires TLS'
     nbdinfo --size "$(nbd_uri)"
 expect_fail_with 'server requires TLS' nbdinfo --size "$(nbd_uri)"
 ./client-tls-raw "$sock" require
-grep -q 'NBD_OPT_EXPORT_NAME without TLS (--tls=require): closing' "$tmp/server.log"
+wait_for 10 grep -q 'NBD_OPT_EXPORT_NAME without TLS (--tls=require): closing' "$tmp/server.log"
 # The same server over TLS.
 test "$(nbdinfo --size "$(nbd_tls_uri "$tmp/pki")")" = 16777216
 stop_server

@@ -20,7 +20,9 @@ certtool --generate-crl --load-ca-privkey "$tmp/pki/ca-key.pem" \
 start_server_unix --tls=require --tls-certificates="$tmp/pki" \
     --tls-verify-peer loopback fd="$tmp/disk.img"
 expect_fail_with 'TLS|handshake|gnutls' nbdinfo --size "$(nbd_tls_uri "$tmp/revoked")"
-grep -q 'TLS handshake failed: certificate verify failed (certificate revoked): closing' \
+# The client can see the alert before the server has logged why.
+wait_for 10 grep -q \
+    'TLS handshake failed: certificate verify failed (certificate revoked): closing' \
     "$tmp/server.log"
 test "$(nbdinfo --size "$(nbd_tls_uri "$tmp/pki")")" = 16777216
 stop_server
