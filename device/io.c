@@ -314,7 +314,7 @@ device_trim (struct device *dev, uint64_t offset, uint64_t count)
       r = 0;
   }
   else {
-    atomic_store (&dev->dense, false);
+    __atomic_store_n (&dev->dense, false, __ATOMIC_RELAXED);
     r = fallocate (dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                    offset, count);
   }
@@ -379,7 +379,7 @@ zero_block_device (struct device *dev, uint64_t offset, uint64_t count)
     }
     log_debug ("%s: %s: BLKZEROOUT refused, writing zeroes: %m",
                dev->name, dev->path);
-    atomic_store (&dev->zero_is_slow, true);
+    __atomic_store_n (&dev->zero_is_slow, true, __ATOMIC_RELAXED);
     return write_zeroes (dev, offset, count);
   }
   if (write_zeroes (dev, offset, start - offset) == -1 ||
@@ -396,7 +396,7 @@ zero_file (struct device *dev, uint64_t offset, uint64_t count,
            bool may_trim)
 {
   if (may_trim) {
-    atomic_store (&dev->dense, false);
+    __atomic_store_n (&dev->dense, false, __ATOMIC_RELAXED);
     if (fallocate (dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                    offset, count) == 0)
       return sync_if_o_sync (dev);
@@ -416,7 +416,7 @@ zero_file (struct device *dev, uint64_t offset, uint64_t count,
   }
   log_debug ("%s: %s: fallocate refused, writing zeroes: %m",
              dev->name, dev->path);
-  atomic_store (&dev->zero_is_slow, true);
+  __atomic_store_n (&dev->zero_is_slow, true, __ATOMIC_RELAXED);
   return write_zeroes (dev, offset, count);
 }
 
@@ -495,7 +495,8 @@ device_extents (struct device *dev, uint64_t offset, uint64_t count,
   if (count == 0)
     return 0;
   /* Block devices have no holes we can see; dense files none. */
-  if (dev->info.is_block_device || atomic_load (&dev->dense))
+  if (dev->info.is_block_device
+      || __atomic_load_n (&dev->dense, __ATOMIC_RELAXED))
     return fn (opaque, offset, count, false);
   if (dev->info.positional)
     return walk_extents (dev, offset, offset + count, fn, opaque);
