@@ -406,7 +406,7 @@ device_open (const struct export_config *ec)
 {
   struct device *dev;
   struct stat st, fst;
-  int flags, saved_errno;
+  int flags, saved_errno, err;
   bool excl;
 
   if (stat_target (ec, &st) == -1)
@@ -418,8 +418,18 @@ device_open (const struct export_config *ec)
     return NULL;
   }
   dev->fd = dev->direct_fd = -1;
-  pthread_mutex_init (&dev->seek_lock, NULL);
-  pthread_mutex_init (&dev->state_lock, NULL);
+  err = pthread_mutex_init (&dev->seek_lock, NULL);
+  if (err == 0) {
+    err = pthread_mutex_init (&dev->state_lock, NULL);
+    if (err != 0)
+      pthread_mutex_destroy (&dev->seek_lock);
+  }
+  if (err != 0) {
+    errno = err;
+    log_error ("%s: %s: initialising a lock: %m", label (ec), ec->path);
+    free (dev);
+    return NULL;
+  }
   dev->name = strdup (label (ec));
   dev->path = strdup (ec->path);
   if (dev->name == NULL || dev->path == NULL) {

@@ -214,9 +214,18 @@ open_tcp (void)
       log_error ("socket: %m");
       goto fail;
     }
-    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (a->ai_family == AF_INET6)
-      setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1) {
+      log_error ("setsockopt SO_REUSEADDR: %m");
+      close (fd);
+      goto fail;
+    }
+    if (a->ai_family == AF_INET6
+        && setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+                       sizeof one) == -1) {
+      log_error ("setsockopt IPV6_V6ONLY: %m");
+      close (fd);
+      goto fail;
+    }
     /* -p 0: the first socket picks the port, the others follow it. */
     if (tcp_port > 0) {
       if (a->ai_family == AF_INET)
