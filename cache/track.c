@@ -57,6 +57,8 @@
 #define SIDECAR_VERSION 1
 #define SIDECAR_MAX_BITMAPS 1024
 #define BITMAP_NAME_MAX 64
+/* Bitmap words copied (on the stack) and written at a time: 8 KiB. */
+#define SAVE_WORDS 1024
 
 struct bitmap {
   char *name;
@@ -259,9 +261,9 @@ write_bitmap (int fd, const struct track *t, const struct bitmap *b,
   if (write_all (fd, &len, sizeof len, h) == -1 ||
       write_all (fd, b->name, len, h) == -1)
     return -1;
-  for (uint64_t i = 0; i < t->nwords; i += 4096) {
-    uint64_t buf[4096];
-    uint64_t n = t->nwords - i < 4096 ? t->nwords - i : 4096;
+  for (uint64_t i = 0; i < t->nwords; i += SAVE_WORDS) {
+    uint64_t buf[SAVE_WORDS];
+    uint64_t n = t->nwords - i < SAVE_WORDS ? t->nwords - i : SAVE_WORDS;
 
     for (uint64_t j = 0; j < n; j++)
       buf[j] = __atomic_load_n (&b->words[i + j], __ATOMIC_RELAXED);
