@@ -126,17 +126,15 @@ grow_pool (uint64_t n)
 {
   struct block *blocks;
   char *data;
-  void **chunks;
 
-  chunks = realloc (cache.chunks, (cache.nchunks + 1) * sizeof *chunks);
-  if (chunks == NULL)
+  /* Room to record the chunk first: none is mapped and then lost. */
+  if (chunk_vector_reserve (&cache.chunks, 1) == -1)
     return -1;
-  cache.chunks = chunks;
   data = mmap (NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE,
                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (data == MAP_FAILED)
     return -1;
-  cache.chunks[cache.nchunks++] = data;
+  cache.chunks.ptr[cache.chunks.len++] = data;
   blocks = (struct block *) (data + (size_t) CHUNK_BLOCKS * CACHE_BLOCK_SIZE);
   /* Pushed last first, so blocks taken one after another are
    * neighbours in memory (a sequential read becomes few iovecs).
@@ -198,11 +196,9 @@ arena_init (void)
 void
 arena_free (void)
 {
-  for (uint64_t i = 0; i < cache.nchunks; i++)
-    munmap (cache.chunks[i], CHUNK_BYTES);
-  free (cache.chunks);
-  cache.chunks = NULL;
-  cache.nchunks = 0;
+  for (size_t i = 0; i < cache.chunks.len; i++)
+    munmap (cache.chunks.ptr[i], CHUNK_BYTES);
+  chunk_vector_reset (&cache.chunks);
   cache.arena_blocks = 0;
   cache.arena_full = false;
   pool = NULL;

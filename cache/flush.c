@@ -166,25 +166,13 @@ is_due (const struct block *b, uint64_t t)
   return due_time (b) <= t;
 }
 
-/* A growable array of entries. */
-struct wb_list {
-  struct wb_entry *v;
-  size_t n, cap;
-};
+/* The blocks of one pass, in the order found. */
+DEFINE_VECTOR (wb_list, struct wb_entry);
 
 static int
 wb_add (struct wb_list *l, struct block *b)
 {
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    struct wb_entry *v = realloc (l->v, cap * sizeof *v);
-    if (v == NULL)
-      return -1;
-    l->v = v;
-    l->cap = cap;
-  }
-  l->v[l->n++] = (struct wb_entry) { .b = b, .index = b->index };
-  return 0;
+  return wb_list_append (l, (struct wb_entry) { .b = b, .index = b->index });
 }
 
 static int
@@ -317,11 +305,11 @@ collect (struct cache_export *exp, enum wb_mode mode, struct wb_cursor *c,
   if (mode == WB_RANGE || (mode == WB_ALL && c->scan)) {
     uint64_t left = mode == WB_RANGE ? UINT64_MAX : DENSE * ALL_BATCH;
 
-    for (; c->next < c->end && l->n < ALL_BATCH && left > 0;
+    for (; c->next < c->end && l->len < ALL_BATCH && left > 0;
          c->next++, left--)
       if (take_index (exp, mode, c->next, t, l, saw_busy, saw_fence) == -1)
         return -1;
-    c->scan = l->n == ALL_BATCH;
+    c->scan = l->len == ALL_BATCH;
     return 0;
   }
 
@@ -375,7 +363,7 @@ collect (struct cache_export *exp, enum wb_mode mode, struct wb_cursor *c,
       b->busy |= BUSY_WRITE;
       taken++;
       if ((mode == WB_ROOM && taken == ROOM_BATCH) ||
-          (mode == WB_DUE && l->n >= DUE_BATCH)) {
+          (mode == WB_DUE && l->len >= DUE_BATCH)) {
         c->next_due = t;        /* more may be due: another round now */
         break;
       }
@@ -403,8 +391,8 @@ host_write (struct cache_export *exp, struct wb_list *l, size_t i, size_t j,
   STAT_ADD (exp, writeback_errors, 1);
   record_error (exp, err);
   for (size_t k = i; k <= j; k++)
-    if (l->v[k].err == 0)
-      l->v[k].err = err;
+    if (l->ptr[k].err == 0)
+      l->ptr[k].err = err;
 }
 
 /* Copy, write and finish entries [start, start+n) (sorted). */
@@ -413,7 +401,7 @@ write_batch (struct cache_export *exp, struct wb_list *l, size_t start,
              size_t n, enum io_priority prio, char *bounce,
              uint64_t *written)
 {
-  struct wb_entry *e = &l->v[start];
+  struct wb_entry *e = &l->ptr[start];
 
   for (size_t i = 0; i < n; i++) {
     struct shard *s = shard_of (exp, e[i].index);
@@ -517,24 +505,24 @@ write_list (struct cache_export *exp, enum wb_mode mode, struct wb_list *l,
 
     log_error ("%s: write-back: allocating a buffer: %m", exp->name);
     /* Give the blocks back untouched. */
-    for (size_t i = 0; i < l->n; i++) {
-      struct shard *s = shard_of (exp, l->v[i].index);
+    for (size_t i = 0; i < l->len; i++) {
+      struct shard *s = shard_of (exp, l->ptr[i].index);
       ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-      l->v[i].b->busy &= ~BUSY_WRITE;
+      l->ptr[i].b->busy &= ~BUSY_WRITE;
       shard_wake (s);
     }
     return err;
   }
 
   if (mode == WB_DUE || mode == WB_ROOM)  /* the others are in order */
-    qsort (l->v, l->n, sizeof *l->v, compare_entries);
-  for (size_t i = 0; i < l->n; i += IO_RUN_BLOCKS) {
-    size_t n = l->n - i < IO_RUN_BLOCKS ? l->n - i : IO_RUN_BLOCKS;
+    qsort (l->ptr, l->len, sizeof *l->ptr, compare_entries);
+  for (size_t i = 0; i < l->len; i += IO_RUN_BLOCKS) {
+    size_t n = l->len - i < IO_RUN_BLOCKS ? l->len - i : IO_RUN_BLOCKS;
     write_batch (exp, l, i, n, prio, *bounce, written);
   }
-  for (size_t i = 0; i < l->n; i++)
-    if (l->v[i].err)
-      return l->v[i].err;
+  for (size_t i = 0; i < l->len; i++)
+    if (l->ptr[i].err)
+      return l->ptr[i].err;
   return 0;
 }
 
@@ -569,13 +557,13 @@ writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
     do {
       int r, err;
 
-      l.n = 0;
+      l.len = 0;
       r = collect (exp, mode, &c, only, &l, &saw_busy, &saw_fence);
       if (r == -1) {
         log_error ("%s: write-back: %m", exp->name);
         first_err = first_err ? first_err : errno;
       }
-      if (l.n > 0 &&
+      if (l.len > 0 &&
           (err = write_list (exp, mode, &l, &bounce, &written)) != 0 &&
           first_err == 0)
         first_err = err;
@@ -591,7 +579,7 @@ writeback (struct cache_export *exp, enum wb_mode mode, uint64_t first,
     if (saw_busy)
       wait_busy (exp, first, end);
   }
-  free (l.v);
+  wb_list_reset (&l);
 
   if (written_ret)
     *written_ret = written;

@@ -45,6 +45,7 @@
 
 #include "cache.h"
 #include "cleanup.h"
+#include "vector.h"
 
 #define SECTOR_SIZE 512
 #define SECTORS_PER_BLOCK (CACHE_BLOCK_SIZE / SECTOR_SIZE)   /* 8: one byte of bits */
@@ -177,6 +178,9 @@ extern uint64_t track_dirty_bytes_live (struct cache_export *exp);
   do { if ((exp)->track) track_mark ((exp)->track, (offset), (count)); } \
   while (0)
 
+/* The pool's mmap()ed chunks (block.c). */
+DEFINE_VECTOR (chunk_vector, void *);
+
 /* The one cache of the process. */
 struct cache {
   struct blk_config cfg;
@@ -198,8 +202,7 @@ struct cache {
   uint32_t next_id;
   uint64_t arena_blocks;        /* blocks allocated from the system */
   bool arena_full;              /* atomic: arena_blocks == max_blocks */
-  void **chunks;                /* allocations, freed at shutdown */
-  uint64_t nchunks;
+  struct chunk_vector chunks;   /* allocations, freed at shutdown */
 
   /* The flusher thread (flusher.c, due.c). */
   pthread_mutex_t bg_lock;

@@ -25,6 +25,8 @@
 
 #define SIDECAR_MAGIC "NBDLCBT1"
 #define SIDECAR_VERSION 1
+/* Bitmap words copied (on the stack) and written at a time: 8 KiB. */
+#define SAVE_WORDS 1024
 
 /* The sidecar: this header, then per bitmap a 32-bit name length, the
  * name, the nwords 64-bit words (host byte order: the magic is checked
@@ -102,9 +104,9 @@ write_bitmap (int fd, const struct track *t, const struct bitmap *b,
   if (write_all (fd, &len, sizeof len, h) == -1 ||
       write_all (fd, b->name, len, h) == -1)
     return -1;
-  for (uint64_t i = 0; i < t->nwords; i += 4096) {
-    uint64_t buf[4096];
-    uint64_t n = t->nwords - i < 4096 ? t->nwords - i : 4096;
+  for (uint64_t i = 0; i < t->nwords; i += SAVE_WORDS) {
+    uint64_t buf[SAVE_WORDS];
+    uint64_t n = t->nwords - i < SAVE_WORDS ? t->nwords - i : SAVE_WORDS;
 
     for (uint64_t j = 0; j < n; j++)
       buf[j] = __atomic_load_n (&b->words[i + j], __ATOMIC_RELAXED);

@@ -236,10 +236,7 @@ struct extent {
   bool hole;
 };
 
-struct extent_list {
-  struct extent *v;
-  size_t n, cap;
-};
+DEFINE_VECTOR (extent_list, struct extent);
 
 static int
 add_extent (struct extent_list *l, uint64_t offset, uint64_t length,
@@ -247,21 +244,12 @@ add_extent (struct extent_list *l, uint64_t offset, uint64_t length,
 {
   if (length == 0)
     return 0;
-  if (l->n > 0 && l->v[l->n - 1].hole == hole &&
-      l->v[l->n - 1].offset + l->v[l->n - 1].length == offset) {
-    l->v[l->n - 1].length += length;
+  if (l->len > 0 && l->ptr[l->len - 1].hole == hole &&
+      l->ptr[l->len - 1].offset + l->ptr[l->len - 1].length == offset) {
+    l->ptr[l->len - 1].length += length;
     return 0;
   }
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    struct extent *v = realloc (l->v, cap * sizeof *v);
-    if (v == NULL)
-      return -1;
-    l->v = v;
-    l->cap = cap;
-  }
-  l->v[l->n++] = (struct extent) { offset, length, hole };
-  return 0;
+  return extent_list_append (l, (struct extent) { offset, length, hole });
 }
 
 /* A reply may describe less than was asked (the client asks again
@@ -282,12 +270,15 @@ collect_host_extent (void *opaque, uint64_t offset, uint64_t length,
 {
   struct host_walk *w = opaque;
 
-  if (w->list.n >= MAX_HOST_EXTENTS) {
+  if (w->list.len >= MAX_HOST_EXTENTS) {
     w->full = true;
     return -1;
   }
   return add_extent (&w->list, offset, length, hole);
 }
+
+/* Block indexes, of the dirty blocks in the range. */
+DEFINE_VECTOR (index_vector, uint64_t);
 
 static int
 compare_u64 (const void *a, const void *b)
@@ -302,8 +293,9 @@ cache_extents (struct cache_export *exp, uint64_t count, uint64_t offset,
 {
   struct host_walk walk = { 0 };
   struct extent_list *host = &walk.list, out = { 0 };
-  CLEANUP_FREE uint64_t *dirty = NULL;
-  size_t ndirty = 0, cap = 0, d = 0;
+  struct index_vector dirty = { 0 };
+  const struct extent *last;
+  size_t d = 0;
   uint64_t stop = offset + count;
   int r = -1;
 
@@ -321,19 +313,12 @@ cache_extents (struct cache_export *exp, uint64_t count, uint64_t offset,
       uint64_t bs = b->index * CACHE_BLOCK_SIZE;
       if (bs >= stop || bs + CACHE_BLOCK_SIZE <= offset)
         continue;
-      if (ndirty == cap) {
-        size_t c = cap ? cap * 2 : 64;
-        uint64_t *v = realloc (dirty, c * sizeof *v);
-        if (v == NULL)
-          goto out;
-        dirty = v;
-        cap = c;
-      }
-      dirty[ndirty++] = b->index;
+      if (index_vector_append (&dirty, b->index) == -1)
+        goto out;
     }
   }
-  if (ndirty > 1)
-    qsort (dirty, ndirty, sizeof *dirty, compare_u64);
+  if (dirty.len > 1)
+    qsort (dirty.ptr, dirty.len, sizeof *dirty.ptr, compare_u64);
 
   /* The host's extents only now: a block written back since the dirty
    * list was read is already data on the host, while one written back
@@ -347,33 +332,34 @@ cache_extents (struct cache_export *exp, uint64_t count, uint64_t offset,
   else if (exp->be.extents (exp->be.handle, offset, count,
                             collect_host_extent, &walk) == -1 && !walk.full)
     goto out;
-  if (host->n == 0) {
+  if (host->len == 0) {
     errno = EIO;
     goto out;
   }
   /* Describe no further than the host walk went. */
-  if (host->v[host->n - 1].offset + host->v[host->n - 1].length < stop)
-    stop = host->v[host->n - 1].offset + host->v[host->n - 1].length;
+  last = &host->ptr[host->len - 1];
+  if (last->offset + last->length < stop)
+    stop = last->offset + last->length;
 
-  for (size_t i = 0; i < host->n; i++) {
-    uint64_t pos = host->v[i].offset;
-    uint64_t e_end = host->v[i].offset + host->v[i].length;
+  for (size_t i = 0; i < host->len; i++) {
+    uint64_t pos = host->ptr[i].offset;
+    uint64_t e_end = host->ptr[i].offset + host->ptr[i].length;
 
-    if (!host->v[i].hole) {
+    if (!host->ptr[i].hole) {
       if (add_extent (&out, pos, e_end - pos, false) == -1)
         goto out;
       continue;
     }
-    while (d < ndirty && (dirty[d] + 1) * CACHE_BLOCK_SIZE <= pos)
+    while (d < dirty.len && (dirty.ptr[d] + 1) * CACHE_BLOCK_SIZE <= pos)
       d++;
     while (pos < e_end) {
       uint64_t ds, de;
-      if (d >= ndirty || dirty[d] * CACHE_BLOCK_SIZE >= e_end) {
+      if (d >= dirty.len || dirty.ptr[d] * CACHE_BLOCK_SIZE >= e_end) {
         if (add_extent (&out, pos, e_end - pos, true) == -1)
           goto out;
         break;
       }
-      ds = dirty[d] * CACHE_BLOCK_SIZE;
+      ds = dirty.ptr[d] * CACHE_BLOCK_SIZE;
       de = ds + CACHE_BLOCK_SIZE;
       if (ds < pos)
         ds = pos;
@@ -388,10 +374,11 @@ cache_extents (struct cache_export *exp, uint64_t count, uint64_t offset,
   }
 
   r = 0;
-  for (size_t i = 0; i < out.n && r == 0; i++)
-    r = fn (opaque, out.v[i].offset, out.v[i].length, out.v[i].hole);
+  for (size_t i = 0; i < out.len && r == 0; i++)
+    r = fn (opaque, out.ptr[i].offset, out.ptr[i].length, out.ptr[i].hole);
  out:
-  free (host->v);
-  free (out.v);
+  extent_list_reset (host);
+  extent_list_reset (&out);
+  index_vector_reset (&dirty);
   return r;
 }

@@ -20,5 +20,5 @@ device_is_o_sync (const struct device *dev)
 bool
 device_can_zero_fast (const struct device *dev)
 {
-  return !atomic_load (&dev->zero_is_slow);
+  return !__atomic_load_n (&dev->zero_is_slow, __ATOMIC_RELAXED);
 }

@@ -406,7 +406,7 @@ device_open (const struct export_config *ec)
 {
   struct device *dev;
   struct stat st, fst;
-  int flags, saved_errno;
+  int flags, saved_errno, err;
   bool excl;
 
   if (stat_target (ec, &st) == -1)
@@ -418,8 +418,18 @@ device_open (const struct export_config *ec)
     return NULL;
   }
   dev->fd = dev->direct_fd = -1;
-  pthread_mutex_init (&dev->seek_lock, NULL);
-  pthread_mutex_init (&dev->state_lock, NULL);
+  err = pthread_mutex_init (&dev->seek_lock, NULL);
+  if (err == 0) {
+    err = pthread_mutex_init (&dev->state_lock, NULL);
+    if (err != 0)
+      pthread_mutex_destroy (&dev->seek_lock);
+  }
+  if (err != 0) {
+    errno = err;
+    log_error ("%s: %s: initialising a lock: %m", label (ec), ec->path);
+    free (dev);
+    return NULL;
+  }
   dev->name = strdup (label (ec));
   dev->path = strdup (ec->path);
   if (dev->name == NULL || dev->path == NULL) {
@@ -479,7 +489,7 @@ device_open (const struct export_config *ec)
   dev->host_size = dev->info.host_size;
   dev->mtime = fst.st_mtim;
   dev->writes_done_seen = 0;
-  atomic_store (&dev->dense, fully_allocated (&fst));
+  __atomic_store_n (&dev->dense, fully_allocated (&fst), __ATOMIC_RELAXED);
 
   log_debug ("%s: %s: opened %s%s%s, size %" PRIu64 ", blksz %" PRIu32
              " (probed %" PRIu32 ", preferred %" PRIu32 "), %s I/O",
@@ -536,7 +546,7 @@ bool
 device_is_dense (const struct device *dev)
 {
   return dev->info.is_block_device
-    || atomic_load ((atomic_bool *) &dev->dense);
+    || __atomic_load_n (&dev->dense, __ATOMIC_RELAXED);
 }
 
 void
@@ -571,7 +581,7 @@ device_revalidate (struct device *dev)
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&dev->state_lock);
   struct stat pst, fst;
   uint64_t size;
-  uint_fast64_t done_before, done_after, inflight;
+  uint64_t done_before, done_after, inflight;
   bool ours;
   int changed = 0;
 
@@ -598,7 +608,7 @@ device_revalidate (struct device *dev)
     changed = 1;
   }
 
-  done_before = atomic_load (&dev->writes_done);
+  done_before = __atomic_load_n (&dev->writes_done, __ATOMIC_SEQ_CST);
   if (fstat (dev->fd, &fst) == -1) {
     log_error ("%s: %s: fstat: %m", dev->name, dev->path);
     return -1;
@@ -608,8 +618,8 @@ device_revalidate (struct device *dev)
   /* In this order: a write not counted in done_after was still in
    * flight when inflight was read.
    */
-  inflight = atomic_load (&dev->writes_inflight);
-  done_after = atomic_load (&dev->writes_done);
+  inflight = __atomic_load_n (&dev->writes_inflight, __ATOMIC_SEQ_CST);
+  done_after = __atomic_load_n (&dev->writes_done, __ATOMIC_SEQ_CST);
   ours = inflight > 0 || done_after != dev->writes_done_seen;
 
   if (size != dev->host_size) {
@@ -628,6 +638,6 @@ device_revalidate (struct device *dev)
   dev->mtime = fst.st_mtim;
   dev->writes_done_seen = done_before;
   if (!fully_allocated (&fst))
-    atomic_store (&dev->dense, false);
+    __atomic_store_n (&dev->dense, false, __ATOMIC_RELAXED);
   return changed;
 }

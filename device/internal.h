@@ -9,7 +9,6 @@
 #define NBDL_DEVICE_INTERNAL_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -38,15 +37,19 @@ struct device {
 
   /* Our own writes, for device_revalidate (see the rule there).
    * writes_inflight counts transfers, zeroes and trims under way;
-   * writes_done counts those finished.  Lock-free.
+   * writes_done counts those finished.  Lock-free: __atomic builtins,
+   * sequentially consistent (that rule depends on the order of the
+   * counts).
    */
-  atomic_uint_fast64_t writes_inflight;
-  atomic_uint_fast64_t writes_done;
+  uint64_t writes_inflight;
+  uint64_t writes_done;
 
   /* Set once the host refused to zero a range itself and zeroes had to
-   * be written: from then on zeroing is not "fast" (caps.c).
+   * be written: from then on zeroing is not "fast" (caps.c).  Atomic,
+   * relaxed: a hint that publishes nothing else, and a stale "fast"
+   * only costs one more refused fallocate.
    */
-  atomic_bool zero_is_slow;
+  bool zero_is_slow;
 
   /* The host file had no holes when last looked at (open, revalidate:
    * all of its size allocated) and we punched none since: extents are
@@ -54,9 +57,12 @@ struct device {
    * to the next hole: the whole file, on every read).  Cleared before
    * every hole we punch.  Another process punching one is seen at the
    * next revalidation; until then its hole reads as data, which is
-   * always a correct answer.
+   * always a correct answer.  Atomic, relaxed: it publishes nothing
+   * else, it only ever goes from true to false after open, and a stale
+   * true gives that same correct answer; a request made after a punch
+   * was answered comes through the locks of the queue, which order it.
    */
-  atomic_bool dense;
+  bool dense;
 
   /* state_lock guards the host state recorded at open or at the last
    * device_revalidate: the fields below.
@@ -66,21 +72,21 @@ struct device {
   ino_t st_ino;
   uint64_t host_size;
   struct timespec mtime;
-  uint_fast64_t writes_done_seen; /* writes_done before that fstat */
+  uint64_t writes_done_seen;     /* writes_done before that fstat */
 };
 
 /* Around every operation that may change the host file's mtime. */
 static inline void
 device_write_begin (struct device *dev)
 {
-  atomic_fetch_add (&dev->writes_inflight, 1);
+  __atomic_fetch_add (&dev->writes_inflight, 1, __ATOMIC_SEQ_CST);
 }
 
 static inline void
 device_write_end (struct device *dev)
 {
-  atomic_fetch_add (&dev->writes_done, 1);
-  atomic_fetch_sub (&dev->writes_inflight, 1);
+  __atomic_fetch_add (&dev->writes_done, 1, __ATOMIC_SEQ_CST);
+  __atomic_fetch_sub (&dev->writes_inflight, 1, __ATOMIC_SEQ_CST);
 }
 
 /* Size of a regular file or block device open on fd (st from fstat).

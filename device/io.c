@@ -149,18 +149,21 @@ device_pread (struct device *dev, void *buf, size_t count, uint64_t offset)
 }
 
 /* Vectored reads, straight into the caller's buffers (cache blocks):
- * all of iov, retrying short transfers and EINTR.  iov is not changed:
- * a short read continues from a private copy.
+ * all of iov, retrying short transfers and EINTR.  iov is not changed
+ * and not copied: a read that ends inside an iovec continues with the
+ * rest of that one alone (part), then with the iovecs after it, in
+ * place (short reads are rare, so the usual read is one call).
  */
 int
 device_preadv (struct device *dev, const struct iovec *iov, int iovcnt,
                uint64_t offset)
 {
-  struct iovec v[DEVICE_IOV_MAX];
-  struct iovec *cur = v;
+  const struct iovec *cur = iov;        /* what the next read fills */
+  const struct iovec *next = NULL;      /* after part, if cur is &part */
+  struct iovec part;
   uint64_t count = 0, start = offset;
   ssize_t r;
-  int n = iovcnt, last_fd, fd;
+  int n = iovcnt, n_next = 0, last_fd, fd;
 
   if (iovcnt <= 0 || iovcnt > DEVICE_IOV_MAX) {
     errno = EINVAL;
@@ -170,7 +173,6 @@ device_preadv (struct device *dev, const struct iovec *iov, int iovcnt,
     count += iov[i].iov_len;
   if (check_range (dev, "read", offset, count, EIO) == -1)
     return -1;
-  memcpy (v, iov, iovcnt * sizeof *iov);
 
   if (!dev->info.positional) {
     lock_or_abort (&dev->seek_lock);
@@ -198,10 +200,21 @@ device_preadv (struct device *dev, const struct iovec *iov, int iovcnt,
       r -= cur->iov_len;
       cur++;
       n--;
+      if (n == 0 && n_next > 0) {       /* part done: on with the rest */
+        cur = next;
+        n = n_next;
+        n_next = 0;
+      }
     }
-    if (n > 0) {
-      cur->iov_base = (char *) cur->iov_base + r;
-      cur->iov_len -= r;
+    if (n > 0 && r > 0) {               /* ended inside *cur */
+      if (cur != &part) {
+        next = cur + 1;
+        n_next = n - 1;
+      }
+      part.iov_base = (char *) cur->iov_base + r;
+      part.iov_len = cur->iov_len - r;
+      cur = &part;
+      n = 1;
     }
   }
   if (!dev->info.positional)
@@ -314,7 +327,7 @@ device_trim (struct device *dev, uint64_t offset, uint64_t count)
       r = 0;
   }
   else {
-    atomic_store (&dev->dense, false);
+    __atomic_store_n (&dev->dense, false, __ATOMIC_RELAXED);
     r = fallocate (dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                    offset, count);
   }
@@ -379,7 +392,7 @@ zero_block_device (struct device *dev, uint64_t offset, uint64_t count)
     }
     log_debug ("%s: %s: BLKZEROOUT refused, writing zeroes: %m",
                dev->name, dev->path);
-    atomic_store (&dev->zero_is_slow, true);
+    __atomic_store_n (&dev->zero_is_slow, true, __ATOMIC_RELAXED);
     return write_zeroes (dev, offset, count);
   }
   if (write_zeroes (dev, offset, start - offset) == -1 ||
@@ -396,7 +409,7 @@ zero_file (struct device *dev, uint64_t offset, uint64_t count,
            bool may_trim)
 {
   if (may_trim) {
-    atomic_store (&dev->dense, false);
+    __atomic_store_n (&dev->dense, false, __ATOMIC_RELAXED);
     if (fallocate (dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                    offset, count) == 0)
       return sync_if_o_sync (dev);
@@ -416,7 +429,7 @@ zero_file (struct device *dev, uint64_t offset, uint64_t count,
   }
   log_debug ("%s: %s: fallocate refused, writing zeroes: %m",
              dev->name, dev->path);
-  atomic_store (&dev->zero_is_slow, true);
+  __atomic_store_n (&dev->zero_is_slow, true, __ATOMIC_RELAXED);
   return write_zeroes (dev, offset, count);
 }
 
@@ -495,7 +508,8 @@ device_extents (struct device *dev, uint64_t offset, uint64_t count,
   if (count == 0)
     return 0;
   /* Block devices have no holes we can see; dense files none. */
-  if (dev->info.is_block_device || atomic_load (&dev->dense))
+  if (dev->info.is_block_device
+      || __atomic_load_n (&dev->dense, __ATOMIC_RELAXED))
     return fn (opaque, offset, count, false);
   if (dev->info.positional)
     return walk_extents (dev, offset, offset + count, fn, opaque);

@@ -8,6 +8,7 @@
 
 #include "configuration.h"
 #include "opts.h"
+#include "vector.h"
 
 /* size.c */
 
@@ -42,16 +43,16 @@ struct pending_export {
   char *path;
   struct export_config modes;   /* name/path unset until finish */
 };
+DEFINE_VECTOR (pending_exports, struct pending_export);
+DEFINE_VECTOR (string_vector, char *);
 
 struct opts {
   /* Order-dependent loopback state, copied into each fd=. */
   struct export_config current;
   char *trailing;               /* order-dependent option after the last fd= */
-  char **cbtdirs;               /* every cbtdir= given (current points in) */
-  size_t nr_cbtdirs;
+  struct string_vector cbtdirs;  /* every cbtdir= given (current points in) */
 
-  struct pending_export *exports;
-  size_t nr_exports;
+  struct pending_exports exports;
 
   /* loopback globals */
   uint32_t nio;
@@ -73,8 +74,7 @@ struct opts {
 
   uint64_t physical_memory;     /* 0: ask the system */
 
-  char **warnings;
-  size_t nr_warnings;
+  struct string_vector warnings; /* "key\tmessage" */
 };
 
 /* report.c: errors and warnings of every handler. */

@@ -144,18 +144,12 @@ int
 lo_fd (struct opts *o, const struct opt_def *def, const char *value,
        char **err)
 {
-  struct pending_export *e;
+  struct pending_export e = { .path = strdup (value), .modes = o->current };
 
-  e = realloc (o->exports, (o->nr_exports + 1) * sizeof *e);
-  if (e == NULL)
+  if (e.path == NULL || pending_exports_append (&o->exports, e) == -1) {
+    free (e.path);
     return opts_error (err, "fd=%s: out of memory", value);
-  o->exports = e;
-  e = &o->exports[o->nr_exports];
-  e->path = strdup (value);
-  if (e->path == NULL)
-    return opts_error (err, "fd=%s: out of memory", value);
-  e->modes = o->current;
-  o->nr_exports++;
+  }
   return 0;
 }
 
@@ -209,7 +203,7 @@ lo_cbt (struct opts *o, const struct opt_def *def, const char *value,
 {
   struct size_value v;
   const char *why;
-  char **dirs;
+  char *dir;
 
   if (strcmp (def->name, "nocbt") == 0) {
     o->current.cbt = 0;
@@ -220,14 +214,12 @@ lo_cbt (struct opts *o, const struct opt_def *def, const char *value,
       o->current.cbtdir = NULL;         /* beside the file again */
       return 0;
     }
-    dirs = realloc (o->cbtdirs, (o->nr_cbtdirs + 1) * sizeof *dirs);
-    if (dirs == NULL)
+    dir = strdup (value);
+    if (dir == NULL || string_vector_append (&o->cbtdirs, dir) == -1) {
+      free (dir);
       return opts_error (err, "cbtdir=%s: out of memory", value);
-    o->cbtdirs = dirs;
-    dirs[o->nr_cbtdirs] = strdup (value);
-    if (dirs[o->nr_cbtdirs] == NULL)
-      return opts_error (err, "cbtdir=%s: out of memory", value);
-    o->current.cbtdir = dirs[o->nr_cbtdirs++];
+    }
+    o->current.cbtdir = dir;
     return 0;
   }
   if (value == NULL || value[0] == '\0') {

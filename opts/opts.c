@@ -73,20 +73,20 @@ opts_free (struct opts *o)
 {
   if (o == NULL)
     return;
-  for (size_t i = 0; i < o->nr_exports; i++)
-    free (o->exports[i].path);
-  free (o->exports);
+  for (size_t i = 0; i < o->exports.len; i++)
+    free (o->exports.ptr[i].path);
+  pending_exports_reset (&o->exports);
   free (o->prefix);
   free (o->trailing);
-  for (size_t i = 0; i < o->nr_cbtdirs; i++)
-    free (o->cbtdirs[i]);
-  free (o->cbtdirs);
+  for (size_t i = 0; i < o->cbtdirs.len; i++)
+    free (o->cbtdirs.ptr[i]);
+  string_vector_reset (&o->cbtdirs);
   free (o->blk.verbose_flags);
   for (size_t i = 0; i < MAX_SLOTS; i++)
     free (o->slot_text[i]);
-  for (size_t i = 0; i < o->nr_warnings; i++)
-    free (o->warnings[i]);
-  free (o->warnings);
+  for (size_t i = 0; i < o->warnings.len; i++)
+    free (o->warnings.ptr[i]);
+  string_vector_reset (&o->warnings);
   free (o);
 }
 
@@ -344,6 +344,8 @@ opts_finish (struct opts *o, char **err)
 {
   struct config *cfg = calloc (1, sizeof *cfg);
   const char *prefix = o->prefix ? o->prefix : "lo";
+  const struct pending_export *last =
+    o->exports.len ? &o->exports.ptr[o->exports.len - 1] : NULL;
 
   if (cfg == NULL) {
     opts_error (err, "out of memory");
@@ -352,13 +354,13 @@ opts_finish (struct opts *o, char **err)
   if (blk_resolve (o, &cfg->blk, err) == -1)
     goto fail;
 
-  if (o->trailing && o->nr_exports > 0 &&
+  if (o->trailing && o->exports.len > 0 &&
       opts_warn_once (o, o->trailing, "loopback option '%s' comes after "
                       "the last fd= and applies to no export "
                       "(order-dependent options apply to the fd= after "
                       "them: write it before fd=)", o->trailing) == -1)
     goto oom;
-  if (o->nr_exports == 0 && cfg->blk.ramdisk == 0) {
+  if (o->exports.len == 0 && cfg->blk.ramdisk == 0) {
     opts_error (err, "nothing to export: give at least one file, e.g. "
                 "'loopback fd=/path/to/disk.img' (or 'blk ramdisk=64m')");
     goto fail;
@@ -368,9 +370,8 @@ opts_finish (struct opts *o, char **err)
    * it was meant for would be served writable.
    */
   if (o->current.access == ACCESS_RO && !cfg->blk.readonly &&
-      (o->nr_exports == 0 ||
-       o->exports[o->nr_exports - 1].modes.access != ACCESS_RO)) {
-    if (o->nr_exports == 0)
+      (last == NULL || last->modes.access != ACCESS_RO)) {
+    if (last == NULL)
       opts_error (err, "loopback option 'ro' applies to no export: it "
                   "makes the fd= after it read-only (e.g. 'loopback "
                   "ro,fd=/path/to/disk.img'); for every export and the "
@@ -379,8 +380,7 @@ opts_finish (struct opts *o, char **err)
       opts_error (err, "loopback option 'ro' comes after the last fd= and "
                   "would leave %s writable: order-dependent options apply "
                   "to the fd= after them, so write 'loopback ro,fd=%s'",
-                  o->exports[o->nr_exports - 1].path,
-                  o->exports[o->nr_exports - 1].path);
+                  last->path, last->path);
     goto fail;
   }
   cfg->nio = o->nio;
@@ -392,14 +392,14 @@ opts_finish (struct opts *o, char **err)
   if (cfg->prefix == NULL)
     goto oom;
 
-  cfg->exports = calloc (o->nr_exports ? o->nr_exports : 1,
+  cfg->exports = calloc (o->exports.len ? o->exports.len : 1,
                          sizeof *cfg->exports);
   if (cfg->exports == NULL)
     goto oom;
-  for (size_t i = 0; i < o->nr_exports; i++) {
+  for (size_t i = 0; i < o->exports.len; i++) {
     struct export_config *ec = &cfg->exports[i];
 
-    *ec = o->exports[i].modes;
+    *ec = o->exports.ptr[i].modes;
     ec->name = NULL;
     ec->path = NULL;
     ec->cbt_image = ec->cbt_file = NULL;
@@ -410,7 +410,7 @@ opts_finish (struct opts *o, char **err)
       ec->name = NULL;
       goto oom;
     }
-    ec->path = strdup (o->exports[i].path);
+    ec->path = strdup (o->exports.ptr[i].path);
     if (ec->path == NULL)
       goto oom;
     if (ec->cbtdir && (ec->cbtdir = strdup (ec->cbtdir)) == NULL)
@@ -449,11 +449,11 @@ opts_finish (struct opts *o, char **err)
   }
 
   /* Hand the warnings over without their dedup keys. */
-  cfg->warnings = calloc (o->nr_warnings + 1, sizeof *cfg->warnings);
+  cfg->warnings = calloc (o->warnings.len + 1, sizeof *cfg->warnings);
   if (cfg->warnings == NULL)
     goto oom;
-  for (size_t i = 0; i < o->nr_warnings; i++) {
-    cfg->warnings[i] = strdup (strchr (o->warnings[i], '\t') + 1);
+  for (size_t i = 0; i < o->warnings.len; i++) {
+    cfg->warnings[i] = strdup (strchr (o->warnings.ptr[i], '\t') + 1);
     if (cfg->warnings[i] == NULL)
       goto oom;
     cfg->nr_warnings++;

@@ -34,13 +34,13 @@ int
 opts_warn_once (struct opts *o, const char *key, const char *fs, ...)
 {
   va_list args;
-  char *msg, **w;
+  char *msg, *entry;
   size_t keylen = strlen (key);
 
   /* Warnings are stored as "key\tmessage" so duplicates are found by key. */
-  for (size_t i = 0; i < o->nr_warnings; i++)
-    if (strncmp (o->warnings[i], key, keylen) == 0 &&
-        o->warnings[i][keylen] == '\t')
+  for (size_t i = 0; i < o->warnings.len; i++)
+    if (strncmp (o->warnings.ptr[i], key, keylen) == 0 &&
+        o->warnings.ptr[i][keylen] == '\t')
       return 0;
 
   va_start (args, fs);
@@ -50,17 +50,14 @@ opts_warn_once (struct opts *o, const char *key, const char *fs, ...)
   }
   va_end (args);
 
-  w = realloc (o->warnings, (o->nr_warnings + 1) * sizeof *w);
-  if (w == NULL) {
+  if (asprintf (&entry, "%s\t%s", key, msg) == -1) {
     free (msg);
     return -1;
   }
-  o->warnings = w;
-  if (asprintf (&o->warnings[o->nr_warnings], "%s\t%s", key, msg) == -1) {
-    free (msg);
-    return -1;
-  }
-  o->nr_warnings++;
   free (msg);
+  if (string_vector_append (&o->warnings, entry) == -1) {
+    free (entry);
+    return -1;
+  }
   return 0;
 }

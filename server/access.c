@@ -22,6 +22,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "vector.h"
 
 struct allow {
   int family;                   /* AF_INET or AF_INET6 */
@@ -29,8 +30,9 @@ struct allow {
   unsigned prefix;              /* bits that must match */
 };
 
-static struct allow *allows;
-static size_t nr_allows;
+DEFINE_VECTOR (allow_vector, struct allow);
+
+static struct allow_vector allows;
 
 static bool
 prefix_match (const unsigned char *a, const unsigned char *b,
@@ -61,7 +63,7 @@ access_allow (const char *spec)
   char addr[INET6_ADDRSTRLEN + 1];
   const char *slash = strchr (spec, '/');
   size_t alen = slash ? (size_t) (slash - spec) : strlen (spec);
-  struct allow a = { 0 }, *p;
+  struct allow a = { 0 };
   unsigned max;
 
   if (alen == 0 || alen >= sizeof addr)
@@ -91,13 +93,10 @@ access_allow (const char *spec)
   }
   clear_host_bits (a.addr, max / 8, a.prefix);
 
-  p = realloc (allows, (nr_allows + 1) * sizeof *allows);
-  if (p == NULL) {
+  if (allow_vector_append (&allows, a) == -1) {
     log_error ("--allow: %m");
     return -1;
   }
-  allows = p;
-  allows[nr_allows++] = a;
   return 0;
 
  bad:
@@ -109,7 +108,7 @@ access_allow (const char *spec)
 bool
 access_restricted (void)
 {
-  return nr_allows > 0;
+  return allows.len > 0;
 }
 
 bool
@@ -118,7 +117,7 @@ access_allowed (const struct sockaddr *sa)
   const unsigned char *a;
   int family = sa->sa_family;
 
-  if (nr_allows == 0 || family == AF_UNIX)
+  if (allows.len == 0 || family == AF_UNIX)
     return true;
   if (family == AF_INET)
     a = (const unsigned char *) &((const struct sockaddr_in *) sa)->sin_addr;
@@ -135,9 +134,9 @@ access_allowed (const struct sockaddr *sa)
   else
     return false;
 
-  for (size_t i = 0; i < nr_allows; i++)
-    if (allows[i].family == family
-        && prefix_match (allows[i].addr, a, allows[i].prefix))
+  for (size_t i = 0; i < allows.len; i++)
+    if (allows.ptr[i].family == family
+        && prefix_match (allows.ptr[i].addr, a, allows.ptr[i].prefix))
       return true;
   return false;
 }
@@ -164,7 +163,5 @@ access_describe (const struct sockaddr *sa, char *buf, size_t len)
 void
 access_free (void)
 {
-  free (allows);
-  allows = NULL;
-  nr_allows = 0;
+  allow_vector_reset (&allows);
 }

@@ -74,11 +74,18 @@ daemon_ready (void)
   int fd;
 
   log_to_syslog ();
+  /* Serving already: a failure here leaves stdio on the terminal, which
+   * is worth a warning, not stopping.
+   */
   fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
-  if (fd >= 0) {
-    dup2 (fd, STDIN_FILENO);
-    dup2 (fd, STDOUT_FILENO);
-    dup2 (fd, STDERR_FILENO);
+  if (fd == -1)
+    log_warning ("/dev/null: %m: standard input and output stay on the "
+                 "terminal");
+  else {
+    if (dup2 (fd, STDIN_FILENO) == -1 || dup2 (fd, STDOUT_FILENO) == -1
+        || dup2 (fd, STDERR_FILENO) == -1)
+      log_warning ("dup2 /dev/null: %m: standard input and output may "
+                   "stay on the terminal");
     if (fd > STDERR_FILENO)
       close (fd);
   }

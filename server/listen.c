@@ -28,6 +28,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "vector.h"
 
 #define FIRST_SOCKET_ACTIVATION_FD 3
 /* As deep as the kernel allows (net.core.somaxconn caps it): a Unix
@@ -41,9 +42,10 @@ struct listener {
   int fd;
   ev_io w;
 };
+DEFINE_VECTOR (listener_vector, struct listener);
 
-static struct listener *listeners;
-static size_t nr_listeners;
+/* Watchers point into the array: nothing is added once they start. */
+static struct listener_vector listeners;
 static char *unix_path;         /* socket we created, to unlink at exit */
 static char *private_dir;       /* -U -: directory to remove at exit */
 static int tcp_port = -1;
@@ -53,16 +55,12 @@ static struct ev_loop *accept_loop;
 static int
 add_listener (int fd)
 {
-  struct listener *l = realloc (listeners,
-                                (nr_listeners + 1) * sizeof *listeners);
-
-  if (l == NULL) {
-    log_error ("realloc: %m");
+  if (listener_vector_append (&listeners, (struct listener) { .fd = fd })
+      == -1) {
+    log_error ("listening socket: %m");
     close (fd);
     return -1;
   }
-  listeners = l;
-  listeners[nr_listeners++].fd = fd;
   return 0;
 }
 
@@ -191,7 +189,7 @@ open_tcp (void)
   const char *port = opt.port ? opt.port : "10809";
   char portbuf[16];
   int r, one = 1;
-  size_t before = nr_listeners;
+  size_t before = listeners.len;
 
   r = getaddrinfo (opt.ipaddr, port, &hints, &ai);
   if (r != 0) {
@@ -216,9 +214,18 @@ open_tcp (void)
       log_error ("socket: %m");
       goto fail;
     }
-    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (a->ai_family == AF_INET6)
-      setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1) {
+      log_error ("setsockopt SO_REUSEADDR: %m");
+      close (fd);
+      goto fail;
+    }
+    if (a->ai_family == AF_INET6
+        && setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+                       sizeof one) == -1) {
+      log_error ("setsockopt IPV6_V6ONLY: %m");
+      close (fd);
+      goto fail;
+    }
     /* -p 0: the first socket picks the port, the others follow it. */
     if (tcp_port > 0) {
       if (a->ai_family == AF_INET)
@@ -257,7 +264,7 @@ open_tcp (void)
       goto fail;
   }
   freeaddrinfo (ai);
-  if (nr_listeners == before) {
+  if (listeners.len == before) {
     log_error ("no address to listen on for port %s", port);
     return -1;
   }
@@ -339,8 +346,8 @@ accept_cb (struct ev_loop *ev, ev_io *w, int revents)
          * watching it for a moment instead of spinning.
          */
         log_warning ("accept: %m: pausing new connections for 1 s");
-        for (size_t j = 0; j < nr_listeners; j++)
-          ev_io_stop (ev, &listeners[j].w);
+        for (size_t j = 0; j < listeners.len; j++)
+          ev_io_stop (ev, &listeners.ptr[j].w);
         ev_timer_set (&retry_timer, 1.0, 0.);
         ev_timer_start (ev, &retry_timer);
         return;
@@ -363,8 +370,8 @@ accept_cb (struct ev_loop *ev, ev_io *w, int revents)
 static void
 start_watchers (void)
 {
-  for (size_t i = 0; i < nr_listeners; i++)
-    ev_io_start (accept_loop, &listeners[i].w);
+  for (size_t i = 0; i < listeners.len; i++)
+    ev_io_start (accept_loop, &listeners.ptr[i].w);
 }
 
 void
@@ -372,9 +379,11 @@ listen_start (struct ev_loop *ev)
 {
   accept_loop = ev;
   ev_timer_init (&retry_timer, retry_cb, 1.0, 0.);
-  for (size_t i = 0; i < nr_listeners; i++) {
-    ev_io_init (&listeners[i].w, accept_cb, listeners[i].fd, EV_READ);
-    listeners[i].w.data = &listeners[i];
+  for (size_t i = 0; i < listeners.len; i++) {
+    struct listener *l = &listeners.ptr[i];
+
+    ev_io_init (&l->w, accept_cb, l->fd, EV_READ);
+    l->w.data = l;
   }
   start_watchers ();
 }
@@ -384,20 +393,18 @@ listen_stop (void)
 {
   if (accept_loop) {
     ev_timer_stop (accept_loop, &retry_timer);
-    for (size_t i = 0; i < nr_listeners; i++)
-      ev_io_stop (accept_loop, &listeners[i].w);
+    for (size_t i = 0; i < listeners.len; i++)
+      ev_io_stop (accept_loop, &listeners.ptr[i].w);
   }
-  for (size_t i = 0; i < nr_listeners; i++)
-    close (listeners[i].fd);
-  free (listeners);
-  listeners = NULL;
-  nr_listeners = 0;
+  for (size_t i = 0; i < listeners.len; i++)
+    close (listeners.ptr[i].fd);
+  listener_vector_reset (&listeners);
 }
 
 void
 listen_cleanup (void)
 {
-  if (listeners)
+  if (listeners.len > 0)
     listen_stop ();
   if (unix_path && unlink (unix_path) == -1 && errno != ENOENT)
     log_debug ("removing %s: %m", unix_path);

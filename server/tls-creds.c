@@ -40,6 +40,7 @@
 #include "cleanup.h"
 #include "internal.h"
 #include "log.h"
+#include "vector.h"
 
 #define TLS_READ_BUFFER     (64 * 1024) /* read-ahead: records per read */
 #define PSK_FILE_MAX        (1024 * 1024)
@@ -68,12 +69,12 @@ struct psk {
   unsigned char *key;           /* secure heap */
   size_t keylen;
 };
+DEFINE_VECTOR (psk_vector, struct psk);
 
 static SSL_CTX *ctx;
 static char *cert_dir;          /* --tls-certificates, made absolute */
 static char *psk_file;          /* --tls-psk, made absolute */
-static struct psk *psks;
-static size_t nr_psks;
+static struct psk_vector psks;
 
 /* ---- errors ---- */
 
@@ -136,7 +137,7 @@ parse_psk_file (const char *path, char *buf, size_t size)
     char *nl = memchr (line, '\n', end - line);
     char *eol = nl ? nl : end, *colon;
     size_t hexlen, keylen, userlen;
-    struct psk *p;
+    struct psk psk, *p;
 
     lineno++;
     if (eol > line && eol[-1] == '\r')
@@ -158,30 +159,26 @@ parse_psk_file (const char *path, char *buf, size_t size)
                  PSK_KEY_MAX);
       return -1;
     }
-    for (size_t i = 0; i < nr_psks; i++)
-      if (strlen (psks[i].user) == userlen
-          && memcmp (psks[i].user, line, userlen) == 0) {
+    for (size_t i = 0; i < psks.len; i++)
+      if (strlen (psks.ptr[i].user) == userlen
+          && memcmp (psks.ptr[i].user, line, userlen) == 0) {
         log_error ("--tls-psk %s: line %u: user '%.*s' appears twice", path,
                    lineno, (int) userlen, line);
         return -1;
       }
-    p = realloc (psks, (nr_psks + 1) * sizeof *psks);
-    if (p == NULL) {
-      log_error ("--tls-psk %s: %m", path);
-      return -1;
-    }
-    psks = p;
-    p = &psks[nr_psks];
-    p->user = strndup (line, userlen);
-    p->key = OPENSSL_secure_malloc (keylen);
-    p->keylen = keylen;
-    if (p->user == NULL || p->key == NULL) {
-      free (p->user);
-      OPENSSL_secure_free (p->key);
+    psk = (struct psk) {
+      .user = strndup (line, userlen),
+      .key = OPENSSL_secure_malloc (keylen),
+      .keylen = keylen,
+    };
+    if (psk.user == NULL || psk.key == NULL
+        || psk_vector_append (&psks, psk) == -1) {
+      free (psk.user);
+      OPENSSL_secure_free (psk.key);
       log_error ("--tls-psk %s: out of memory", path);
       return -1;
     }
-    nr_psks++;
+    p = &psks.ptr[psks.len - 1];
     for (size_t i = 0; i < keylen; i++) {
       int hi = hexval ((unsigned char) colon[1 + 2 * i]);
       int lo = hexval ((unsigned char) colon[2 + 2 * i]);
@@ -196,7 +193,7 @@ parse_psk_file (const char *path, char *buf, size_t size)
   next:
     line = nl ? nl + 1 : end;
   }
-  if (nr_psks == 0) {
+  if (psks.len == 0) {
     log_error ("--tls-psk %s: no username:hexkey line in the file", path);
     return -1;
   }
@@ -250,9 +247,10 @@ load_psk_file (const char *path)
 static const struct psk *
 psk_lookup (const unsigned char *user, size_t len)
 {
-  for (size_t i = 0; i < nr_psks; i++)
-    if (strlen (psks[i].user) == len && memcmp (psks[i].user, user, len) == 0)
-      return &psks[i];
+  for (size_t i = 0; i < psks.len; i++)
+    if (strlen (psks.ptr[i].user) == len
+        && memcmp (psks.ptr[i].user, user, len) == 0)
+      return &psks.ptr[i];
   return NULL;
 }
 
@@ -483,13 +481,11 @@ tls_creds_init (void)
 void
 tls_creds_cleanup (void)
 {
-  for (size_t i = 0; i < nr_psks; i++) {
-    free (psks[i].user);
-    OPENSSL_secure_clear_free (psks[i].key, psks[i].keylen);
+  for (size_t i = 0; i < psks.len; i++) {
+    free (psks.ptr[i].user);
+    OPENSSL_secure_clear_free (psks.ptr[i].key, psks.ptr[i].keylen);
   }
-  free (psks);
-  psks = NULL;
-  nr_psks = 0;
+  psk_vector_reset (&psks);
   SSL_CTX_free (ctx);
   ctx = NULL;
   free (cert_dir);

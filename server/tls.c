@@ -56,17 +56,20 @@
 #include "cleanup.h"
 #include "internal.h"
 #include "log.h"
+#include "vector.h"
 
 #define TLS_RECORD          16384       /* largest TLS plaintext record */
 #define TLS_RECORD_MAX      (TLS_RECORD + 512) /* with header, MAC, padding */
 #define TLS_WBUF_SIZE       (64 * 1024) /* records sent in one go */
 #define TLS_WBUF_FIRST      (32 * 1024) /* grows only for bulk replies */
 
+DEFINE_VECTOR (byte_vector, char);
+
 /* One client's TLS state (loop thread only). */
 struct tls_conn {
   SSL *ssl;
-  char *wbuf;                   /* records not yet sent: the write BIO */
-  size_t wstart, wend, wcap;
+  struct byte_vector wbuf;      /* records not yet sent: the write BIO */
+  size_t wstart;                /* wbuf.ptr[wstart, wbuf.len) unsent */
   size_t wplain;                /* plaintext bytes in there, unreported */
   ev_io xw;                     /* wbuf waits for the socket (no queue) */
   bool started;                 /* the client's first TLS byte came */
@@ -92,27 +95,18 @@ wbio_write (BIO *bio, const char *data, size_t len, size_t *written)
 {
   struct tls_conn *t = BIO_get_data (bio);
 
-  if (t->wend + len > t->wcap) {
-    if (t->wstart > 0) {
-      memmove (t->wbuf, t->wbuf + t->wstart, t->wend - t->wstart);
-      t->wend -= t->wstart;
-      t->wstart = 0;
-    }
-    if (t->wend + len > t->wcap) {
-      size_t cap = t->wcap ? t->wcap : TLS_WBUF_FIRST;
-      char *p;
-
-      while (cap < t->wend + len)
-        cap *= 2;
-      p = realloc (t->wbuf, cap);
-      if (p == NULL)
-        return 0;
-      t->wbuf = p;
-      t->wcap = cap;
-    }
+  if (len > t->wbuf.cap - t->wbuf.len && t->wstart > 0) {
+    memmove (t->wbuf.ptr, t->wbuf.ptr + t->wstart, t->wbuf.len - t->wstart);
+    t->wbuf.len -= t->wstart;
+    t->wstart = 0;
   }
-  memcpy (t->wbuf + t->wend, data, len);
-  t->wend += len;
+  if (t->wbuf.cap == 0
+      && byte_vector_reserve (&t->wbuf, TLS_WBUF_FIRST) == -1)
+    return 0;
+  if (byte_vector_reserve (&t->wbuf, len) == -1)
+    return 0;
+  memcpy (t->wbuf.ptr + t->wbuf.len, data, len);
+  t->wbuf.len += len;
   *written = len;
   return 1;
 }
@@ -173,8 +167,8 @@ flush_wbuf (struct connection *conn)
   struct tls_conn *t = conn->tls;
   ssize_t r;
 
-  while (t->wstart < t->wend) {
-    r = send (conn->fd, t->wbuf + t->wstart, t->wend - t->wstart,
+  while (t->wstart < t->wbuf.len) {
+    r = send (conn->fd, t->wbuf.ptr + t->wstart, t->wbuf.len - t->wstart,
               MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r == -1) {
       if (errno == EINTR)
@@ -186,7 +180,7 @@ flush_wbuf (struct connection *conn)
     }
     t->wstart += r;
   }
-  t->wstart = t->wend = 0;
+  t->wstart = t->wbuf.len = 0;
   return 0;
 }
 
@@ -198,7 +192,7 @@ flush_after_read (struct connection *conn)
 {
   struct tls_conn *t = conn->tls;
 
-  if (t->wend > t->wstart && flush_wbuf (conn) == 1)
+  if (t->wbuf.len > t->wstart && flush_wbuf (conn) == 1)
     ev_io_start (conn->loop->ev, &t->xw);
 }
 
@@ -386,7 +380,7 @@ encrypt_some (struct connection *conn, const struct iovec *iov, int iovcnt,
   const void *p;
 
   while (*i < iovcnt
-         && t->wend - t->wstart + TLS_RECORD_MAX <= TLS_WBUF_SIZE) {
+         && t->wbuf.len - t->wstart + TLS_RECORD_MAX <= TLS_WBUF_SIZE) {
     if (iov[*i].iov_len - *off < TLS_RECORD && *i + 1 < iovcnt) {
       /* Small pieces (headers, short replies) share a record. */
       int j = *i;
@@ -512,7 +506,7 @@ tls_free (struct connection *conn)
 
   ev_io_stop (conn->loop->ev, &t->xw);
   SSL_free (t->ssl);
-  free (t->wbuf);
+  byte_vector_reset (&t->wbuf);
   free (t);
   conn->tls = NULL;
 }
