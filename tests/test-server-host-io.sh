@@ -148,9 +148,8 @@ done
 
 # Group commit: 4 KiB durable writes at queue depth 32 (async: the file
 # without O_SYNC, so they need fdatasync) take fewer fdatasyncs than
-# writes (one covers every write complete when it started), and each write is in the host file when its reply arrives:
-# fio verifies what it wrote by reading the host file itself, while
-# the server still runs.
+# writes (one covers every write complete when it started), and while
+# the server still runs the host file holds what the export reads.
 if ! command -v fio > /dev/null; then
     echo "$0: fio is missing: the group-commit case is not run"
 elif grep -q 'io_uring: .*go through the I/O threads' "$tmp/server.log"; then
