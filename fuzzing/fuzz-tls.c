@@ -34,7 +34,8 @@
  *                     bits 3-4 the query (base:allocation, base:,
  *                     qemu:dirty-bitmap:x, none)
  * A missing argument reads as 0.  make-seeds.py writes scripts for the
- * known attacks (corpus/tls).
+ * known attacks (corpus/tls).  LLVMFuzzerCustomMutator, at the end,
+ * also mutates whole records.
  */
 #include <config.h>
 
@@ -453,4 +454,125 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   opt.tls = require ? TLS_REQUIRE : TLS_ON;
   harness_run_chunks (st.chunks, st.nchunks, sink, &m);
   return 0;
+}
+
+/* ---- the structure-aware mutator ---- */
+
+/* How many bytes the record at p (left bytes) takes, as build reads it. */
+static size_t
+record_len (const uint8_t *p, size_t left)
+{
+  size_t n;
+
+  switch (p[0] % 8) {
+  case 0:                       /* op option len data */
+    n = 3 + (left > 2 ? p[2] : 0);
+    break;
+  case 4:                       /* op len data */
+    n = 2 + (left > 1 ? p[1] : 0);
+    break;
+  case 5: case 6: case 7:       /* op x */
+    n = 2;
+    break;
+  default:                      /* STARTTLS, PACKET, HELLO */
+    n = 1;
+  }
+  return n < left ? n : left;
+}
+
+/* Records worth inserting whole: the STARTTLS dance and the options
+ * that carry state across it.
+ */
+static const struct {
+  uint8_t b[8];
+  size_t n;
+} vocabulary[] = {
+  { { 1, 2, 3 }, 3 },           /* STARTTLS, PACKET, HELLO */
+  { { 1 }, 1 },                 /* STARTTLS */
+  { { 2 }, 1 },                 /* PACKET */
+  { { 3 }, 1 },                 /* HELLO */
+  { { 6, 0 }, 2 },              /* STRUCTURED_REPLY */
+  { { 6, 1 }, 2 },              /* EXTENDED_HEADERS */
+  { { 6, 2 }, 2 },              /* LIST */
+  { { 7, 3 }, 2 },              /* SET_META lo0 base:allocation */
+  { { 7, 2 }, 2 },              /* LIST_META lo0 */
+  { { 5, 2 }, 2 },              /* GO lo0 */
+  { { 5, 11 }, 2 },             /* INFO lo0 with name, description */
+  { { 0, 1, 3, 'l', 'o', '0' }, 6 }, /* EXPORT_NAME lo0 */
+  { { 0, 5, 1, 'x' }, 4 },      /* STARTTLS with data */
+};
+#define NR_VOCABULARY (sizeof vocabulary / sizeof vocabulary[0])
+#define MAX_RECORDS 512
+
+size_t LLVMFuzzerMutate (uint8_t *data, size_t size, size_t max_size);
+size_t LLVMFuzzerCustomMutator (uint8_t *data, size_t size, size_t max_size,
+                                unsigned int seed);
+
+/* Three times in four libFuzzer's own byte mutations (which the
+ * script format survives); otherwise a whole record inserted from the
+ * vocabulary, deleted, duplicated or moved, at record boundaries, or
+ * the TLS mode flipped.
+ */
+size_t
+LLVMFuzzerCustomMutator (uint8_t *data, size_t size, size_t max_size,
+                         unsigned int seed)
+{
+  size_t starts[MAX_RECORDS + 1], nrec = 0, off, a, b, len;
+  uint8_t tmp[256];
+
+  srand (seed);
+  if (size < 1 || rand () % 4 != 0)
+    return LLVMFuzzerMutate (data, size, max_size);
+  for (off = 1; off < size && nrec < MAX_RECORDS; ) {
+    starts[nrec++] = off;
+    off += record_len (data + off, size - off);
+  }
+  starts[nrec] = off;           /* the end (or as far as counted) */
+  switch (rand () % 5) {
+  case 0:
+  case 1: {                     /* insert a record of the vocabulary */
+    size_t v = rand () % NR_VOCABULARY;
+
+    a = starts[rand () % (nrec + 1)];
+    len = vocabulary[v].n;
+    if (size + len > max_size)
+      break;
+    memmove (data + a + len, data + a, size - a);
+    memcpy (data + a, vocabulary[v].b, len);
+    return size + len;
+  }
+  case 2:                       /* delete a record */
+    if (nrec == 0)
+      break;
+    a = rand () % nrec;
+    len = starts[a + 1] - starts[a];
+    memmove (data + starts[a], data + starts[a + 1], size - starts[a + 1]);
+    return size - len;
+  case 3:                       /* duplicate or move a record */
+    if (nrec == 0)
+      break;
+    a = rand () % nrec;
+    len = starts[a + 1] - starts[a];
+    if (len > sizeof tmp)
+      break;
+    memcpy (tmp, data + starts[a], len);
+    if (rand () % 2) {          /* move: take it out first */
+      memmove (data + starts[a], data + starts[a + 1],
+               size - starts[a + 1]);
+      size -= len;
+      nrec--;
+      for (b = a + 1; b <= nrec; b++)
+        starts[b] = starts[b + 1] - len;
+    }
+    else if (size + len > max_size)
+      break;
+    b = starts[rand () % (nrec + 1)];
+    memmove (data + b + len, data + b, size - b);
+    memcpy (data + b, tmp, len);
+    return size + len;
+  case 4:                       /* the other TLS mode */
+    data[0] ^= 1;
+    return size;
+  }
+  return LLVMFuzzerMutate (data, size, max_size);
 }
