@@ -110,11 +110,13 @@ for l in "${libs[@]}"; do
     linklibs+=("$l")
 done
 
-server_objs=() opts_objs=()
+server_objs=() opts_objs=() notls_objs=()
 for o in "${objs[@]}"; do
     case $(basename "$o") in
-    common-*|opts-*) opts_objs+=("$o"); server_objs+=("$o") ;;
-    *) server_objs+=("$o") ;;
+    common-*|opts-*) opts_objs+=("$o"); server_objs+=("$o")
+                     notls_objs+=("$o") ;;
+    server-tls.o|server-tls-creds.o) server_objs+=("$o") ;;
+    *) server_objs+=("$o"); notls_objs+=("$o") ;;
     esac
 done
 
@@ -139,3 +141,7 @@ link fuzz-handshake "$src/fuzzing/fuzz-handshake.c" \
     "$src/fuzzing/harness.c" -- "${server_objs[@]}"
 link fuzz-request "$src/fuzzing/fuzz-request.c" \
     "$src/fuzzing/harness.c" -- "${server_objs[@]}"
+# STARTTLS: the server with fake-tls.c in place of OpenSSL (tls.c and
+# tls-creds.c are left out).
+link fuzz-tls "$src/fuzzing/fuzz-tls.c" "$src/fuzzing/fake-tls.c" \
+    "$src/fuzzing/harness.c" -- "${notls_objs[@]}"

@@ -20,8 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include <ev.h>
 
@@ -166,6 +169,117 @@ harness_run (const uint8_t *prefix, size_t prefix_len,
    */
   while (!p.closed || loop->nr_conns > 0)
     ev_run (loop->ev, EVRUN_ONCE);
+  ev_io_stop (loop->ev, &p.w);
+  close (sv[1]);
+}
+
+/* ---- packets: harness_run_chunks ---- */
+
+struct cpeer {
+  ev_io w;
+  int fd;
+  void (*sink) (void *opaque, const uint8_t *data, size_t len);
+  void *opaque;
+  bool closed;
+};
+
+static void
+cpeer_read (struct cpeer *p)
+{
+  uint8_t buf[65536];
+  ssize_t r;
+
+  for (;;) {
+    r = recv (p->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r > 0) {
+      p->sink (p->opaque, buf, r);
+      continue;
+    }
+    if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK
+                   && errno != EINTR)) {
+      p->closed = true;
+      ev_io_stop (loops[0].ev, &p->w);
+    }
+    return;
+  }
+}
+
+static void
+cpeer_cb (struct ev_loop *ev, ev_io *w, int revents)
+{
+  cpeer_read (w->data);
+}
+
+/* Bytes the client sent that the server has not read yet. */
+static int
+unread (int fd)
+{
+  int n = 0;
+
+  if (ioctl (fd, SIOCOUTQ, &n) == -1)
+    return 0;
+  return n;
+}
+
+void
+harness_run_chunks (const struct harness_chunk *chunks, size_t nchunks,
+                    void (*sink) (void *opaque, const uint8_t *data,
+                                  size_t len),
+                    void *opaque)
+{
+  static bool ready;
+  struct loop *loop;
+  struct cpeer p = { .sink = sink, .opaque = opaque };
+  int sv[2];
+
+  if (!ready) {
+    setup ();
+    ready = true;
+  }
+  loop = &loops[0];
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                  sv) == -1) {
+    perror ("socketpair");
+    abort ();
+  }
+  p.fd = sv[1];
+  ev_io_init (&p.w, cpeer_cb, sv[1], EV_READ);
+  p.w.data = &p;
+  ev_io_start (loop->ev, &p.w);
+  if (conn_new (loop, sv[0], &handshake_phase) == NULL)
+    abort ();
+  for (size_t i = 0; i < nchunks && !p.closed; i++) {
+    size_t off = 0;
+
+    while (off < chunks[i].len && !p.closed) {
+      ssize_t r = send (p.fd, chunks[i].data + off, chunks[i].len - off,
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
+
+      if (r > 0)
+        off += r;
+      else if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ev_run (loop->ev, EVRUN_ONCE);
+        cpeer_read (&p);
+      }
+      else if (r == -1 && errno != EINTR)
+        break;                  /* the server has gone */
+    }
+    /* Until the server has read the chunk (or gone), then whatever it
+     * still has to do with it.
+     */
+    while (!p.closed && loop->nr_conns > 0 && unread (p.fd) > 0)
+      ev_run (loop->ev, EVRUN_ONCE);
+    for (int k = 0; k < 4; k++)
+      ev_run (loop->ev, EVRUN_NOWAIT);
+    if (!p.closed)
+      cpeer_read (&p);
+  }
+  shutdown (p.fd, SHUT_WR);
+  while (!p.closed || loop->nr_conns > 0) {
+    ev_run (loop->ev, EVRUN_ONCE);
+    if (!p.closed)
+      cpeer_read (&p);
+  }
   ev_io_stop (loop->ev, &p.w);
   close (sv[1]);
 }

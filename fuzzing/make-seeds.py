@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
 # Writes the seed corpora of the fuzz targets (corpus/opts,
-# corpus/handshake, corpus/request): small, valid-looking inputs that
+# corpus/handshake, corpus/request, corpus/tls): small, valid-looking inputs that
 # reach each option, each NBD option and each command, so the fuzzers
 # start from the interesting states.  The files are committed; run
 # this again (python3 fuzzing/make-seeds.py) after changing it.
@@ -177,3 +177,87 @@ rq = {
 }
 for k, v in rq.items():
     write("request", k, v)
+
+# ---- tls: a script building the client stream (fuzz-tls.c): byte 0
+# bit 0 --tls=require (else --tls=on), then records.  The known
+# STARTTLS attacks: plaintext injected after STARTTLS (in its packet,
+# in the next, or half an option), state negotiated in the clear, a
+# second STARTTLS, options in the clear under --tls=require.
+REQUIRE, ON = b"\x01", b"\x00"
+STARTTLS, PACKET, HELLO = b"\x01", b"\x02", b"\x03"
+LO0, RAM0, NOPE = 1, 2, 3
+
+
+def t_opt(n, data=b""):
+    return bytes([0, n, len(data)]) + data
+
+
+def t_raw(data):
+    return bytes([4, len(data)]) + data
+
+
+def t_info(export=LO0, names=False):
+    return bytes([5, 1 | export << 1 | (8 if names else 0)])
+
+
+def t_go(export=LO0, names=False):
+    return bytes([5, export << 1 | (8 if names else 0)])
+
+
+T_SR, T_EH, T_LIST, T_ABORT = (bytes([6, k]) for k in range(4))
+
+
+def t_meta(set_, export=LO0, query=0):
+    return bytes([7, (1 if set_ else 0) | export << 1 | query << 3])
+
+
+TLS_UP = STARTTLS + PACKET + HELLO
+read_disc = t_raw(request(READ, 0, 4096)) + t_raw(request(DISC))
+opt_hdr = option(OPT_STRUCTURED_REPLY)
+tls = {
+    "require-starttls-go": REQUIRE + TLS_UP + t_go() + read_disc,
+    "require-injected-same-packet": REQUIRE + STARTTLS + T_SR
+        + t_meta(True) + t_go() + PACKET + HELLO + t_go(),
+    "require-injected-next-packet": REQUIRE + STARTTLS + PACKET + T_SR
+        + t_go() + PACKET + HELLO + t_go(),
+    "require-injected-half-option": REQUIRE + STARTTLS + t_raw(opt_hdr[:10])
+        + PACKET + HELLO + t_raw(opt_hdr[10:]) + t_go(),
+    "require-injected-before-hello-same-packet": REQUIRE + STARTTLS + PACKET
+        + T_SR + HELLO + t_go(),
+    "require-starttls-twice": REQUIRE + TLS_UP + STARTTLS + PACKET
+        + STARTTLS + t_go() + read_disc,
+    "require-starttls-twice-in-clear": REQUIRE + STARTTLS + STARTTLS
+        + PACKET + HELLO + t_go(),
+    "require-starttls-with-data": REQUIRE + t_opt(OPT_STARTTLS, b"x")
+        + PACKET + TLS_UP + t_go(),
+    "require-options-before": REQUIRE + T_LIST + t_info(names=True)
+        + t_go(NOPE) + T_SR + T_EH + t_meta(False) + t_meta(True)
+        + t_opt(99, b"xyz") + t_raw(option(OPT_INFO, length=70000))
+        + t_raw(b"\0" * 255) + PACKET + TLS_UP + t_go() + read_disc,
+    "require-export-name-before": REQUIRE + t_opt(OPT_EXPORT_NAME, b"lo0")
+        + read_disc,
+    "require-abort-before": REQUIRE + T_ABORT,
+    "require-after-tls-all": REQUIRE + TLS_UP + T_LIST
+        + t_info(RAM0, names=True) + t_meta(True) + T_SR
+        + t_meta(False, query=1) + t_meta(True, query=2)
+        + t_meta(True) + t_info(LO0) + t_go(LO0, names=True)
+        + t_raw(request(BLOCK_STATUS, 0, 65536)) + read_disc,
+    "require-after-tls-extended": REQUIRE + TLS_UP + T_EH + T_SR + T_EH
+        + t_meta(True) + t_go()
+        + t_raw(ext_request(READ, 0, 1024)) + t_raw(ext_request(DISC)),
+    "require-after-tls-export-name": REQUIRE + TLS_UP
+        + t_opt(OPT_EXPORT_NAME, b"ram0") + read_disc,
+    "require-hello-split": REQUIRE + STARTTLS + PACKET
+        + t_raw(b"\x16\x03\x01C") + PACKET + t_raw(b"HELLO") + t_go(),
+    "require-bad-hello": REQUIRE + STARTTLS + PACKET
+        + t_raw(b"\x16\x03\x01GARBAGE") + t_go(),
+    "on-state-before-starttls": ON + T_SR + T_EH + t_meta(True)
+        + STARTTLS + PACKET + HELLO + t_meta(True) + T_SR + t_info()
+        + T_EH + t_go(),
+    "on-structured-then-tls": ON + T_SR + t_info() + TLS_UP + t_info()
+        + T_SR + t_meta(True) + t_go() + read_disc,
+    "on-clear-then-go": ON + T_SR + t_go() + STARTTLS + read_disc,
+    "on-export-name-clear": ON + t_opt(OPT_EXPORT_NAME, b"lo0") + read_disc,
+}
+for k, v in tls.items():
+    write("tls", k, v)

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
-# Shared body of test-fuzz-opts.sh, test-fuzz-handshake.sh and
-# test-fuzz-request.sh ($target set): run one libFuzzer target
+# Shared body of test-fuzz-opts.sh, test-fuzz-handshake.sh,
+# test-fuzz-request.sh and test-fuzz-tls.sh ($target set): run one libFuzzer target
 # (fuzzing/fuzz-$target.c, built with clang, ASan and UBSan by
 # fuzzing/build.sh) for FUZZ_SECONDS (60; LONG=1: 600), starting from
 # the committed seed corpus, which also holds the regression inputs of
