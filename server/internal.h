@@ -602,6 +602,17 @@ struct request {
 };
 
 extern int request_input (struct connection *conn);
+
+/* ---- request-work.c: a request's blocking execution, off the loop ---- */
+
+/* The job of a request handed to a worker: run it, send its reply. */
+extern void request_run (struct job *job);
+/* The io_request done callback of a miss or durable write handed to
+ * an I/O thread with its cache part started (req->io): finish it,
+ * send its reply.
+ */
+extern void request_host_io_done (struct io_request *ioreq, int unused);
+
 /* blk noaiod: I/O threads send the replies of their completions. */
 extern bool request_noaiod;
 
