@@ -5,12 +5,12 @@
  * watchers, its input and its protocol state.  Bytes move through the
  * connection's transport_ops (transport.c, tls.c) and the input goes
  * to its phase_ops: the handshake's (handshake.c), then
- * transmission's (transmission.c over request.c); this file calls
- * neither directly.  Workers touch only the output queue and the
- * counters under conn->lock (output.c, transmission.c): a finished
- * request's reply is appended and, the queue being empty, written at
- * once from the worker (the transport allows it for plain sockets), so
- * a reply normally costs no trip back through the loop.  Whatever a
+ * transmission's (request.c); this file calls neither directly.
+ * Workers touch only the output queue and the counters under
+ * conn->lock (output.c, request-done.c): a finished request's reply is
+ * appended and, the queue being empty, written at once from the worker
+ * (the transport allows it for plain sockets), so a reply normally
+ * costs no trip back through the loop.  Whatever a
  * worker cannot finish (a full socket, a paused reader to resume, a
  * dead socket, the last request of a closing connection) it leaves to
  * the loop via loop_attention, which calls conn_check.

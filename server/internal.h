@@ -364,7 +364,7 @@ extern void workers_stop (void);
 
 /* What the phase a connection is in does with it, as transport_ops is
  * for bytes: connection.c drives the handshake (handshake.c) and then
- * transmission (transmission.c, over request.c) only through this.
+ * transmission (request.c) only through this.
  * Set by conn_new (the first phase, from the loop) and
  * conn_enter_transmission; loop thread only, and fixed before any
  * worker sees the connection.
@@ -525,9 +525,9 @@ extern uint64_t conn_total_held (void);
 /* conn may read another request: its own limits and the budget. */
 extern bool conn_under_limits_locked (const struct connection *conn);
 
-/* ---- transmission.c: the transmission phase, requests coming back ---- */
+/* ---- request-done.c: requests coming back to their connection ---- */
 
-extern const struct phase_ops transmission_phase;
+extern void request_free (struct request *req);
 /* A worker finished a request: queue its reply (sending it from this
  * thread if the socket is idle), wake the loop if it has something to
  * do.
@@ -601,9 +601,21 @@ struct request {
   } ops[URING_MAX_OPS];
 };
 
+/* The phase after the handshake (conn_enter_transmission): its input
+ * is request_input, its payload_done request_payload_done.
+ */
+extern const struct phase_ops transmission_phase;
 extern int request_input (struct connection *conn);
+/* A WRITE payload completed (read straight into rx_req->buf). */
+extern void request_payload_done (struct connection *conn);
+/* blk noaiod: I/O threads send the replies of their completions. */
+extern bool request_noaiod;
+/* Whether loops hand host I/O straight to I/O threads (nio= > 0):
+ * set once at start-up.
+ */
+extern bool request_host_io_threads;
 
-/* ---- request-work.c: a request's blocking execution, off the loop ---- */
+/* ---- request-work.c: a request after the loop handed it off ---- */
 
 /* The job of a request handed to a worker: run it, send its reply. */
 extern void request_run (struct job *job);
@@ -612,9 +624,16 @@ extern void request_run (struct job *job);
  * send its reply.
  */
 extern void request_host_io_done (struct io_request *ioreq, int unused);
-
-/* blk noaiod: I/O threads send the replies of their completions. */
-extern bool request_noaiod;
+/* Hand a request counted in flight, its cache part started (req->io),
+ * to an I/O thread, which runs request_host_io_done.
+ */
+extern void request_to_iothread (struct request *req);
+/* A READ whose host reads are done (uring.c): finish it and queue the
+ * reply, on the loop.
+ */
+extern void request_reads_done (struct request *req);
+/* The same for a durable WRITE's write-back and sync. */
+extern void request_writes_done (struct request *req);
 
 /* ---- framing.c: request headers, payloads, validity ---- */
 
@@ -641,19 +660,6 @@ extern void meta_clear (struct connection *conn);
 extern int validate_request (struct connection *conn,
                              const struct request *req, char *what,
                              size_t whatlen);
-/* A READ whose host reads are done (uring.c): finish it and queue the
- * reply, on the loop.
- */
-extern void request_reads_done (struct request *req);
-/* The same for a durable WRITE's write-back and sync. */
-extern void request_writes_done (struct request *req);
-/* Whether loops hand host I/O straight to I/O threads (nio= > 0):
- * set once at start-up.
- */
-extern bool request_host_io_threads;
-/* A WRITE payload completed (read straight into rx_req->buf). */
-extern void request_payload_done (struct connection *conn);
-extern void request_free (struct request *req);
 
 /* ---- uring.c: host reads of cache misses through io_uring ---- */
 

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* nbd-loopback daemon: a request's blocking execution, off the loop.
+/* nbd-loopback daemon: a request after the loop handed it off.
  *
  * What request.c hands over runs here, on a thread that may wait for
  * the host: request_run on a worker (a flush, zero, trim, prefetch,
  * block status, a sparse or large read, any request with nio=0) calls
  * the cache's blocking functions and sends the reply itself;
- * request_host_io_done on an I/O thread does the host I/O of a miss
- * or durable write whose cache part the loop already did
- * (cache_io_run), then its reply.  Both give the reply back to the
- * connection through transmission.c.
+ * request_host_io_done on an I/O thread (request_to_iothread) does the
+ * host I/O of a miss or durable write whose cache part the loop
+ * already did (cache_io_run), then its reply.  A request whose host
+ * I/O went through the loop's io_uring is finished here too, on the
+ * loop (request_reads_done, request_writes_done, called by uring.c).
+ * Every reply goes back to the connection through request-done.c.
  *
  * A structured READ is read in runs: holes travel as OFFSET_HOLE
  * chunks and are neither read nor cached.  A BLOCK_STATUS reply has
@@ -351,4 +353,65 @@ request_host_io_done (struct io_request *ioreq, int unused)
   else
     reply = reply_ok (req);
   conn_request_back (conn, req, reply, request_noaiod);
+}
+
+/* Hand a request counted in flight to an I/O thread, which runs
+ * request_host_io_done.
+ */
+void
+request_to_iothread (struct request *req)
+{
+  req->ioreq = (struct io_request) {
+    .op = IO_OP_CALL, .prio = IO_PRIO_CLIENT,
+    .done = request_host_io_done, .opaque = req,
+  };
+  io_submit (&req->ioreq);
+}
+
+/* ---- on the loop, after its io_uring ---- */
+
+void
+request_reads_done (struct request *req)
+{
+  struct connection *conn = req->conn;
+  struct outmsg *reply;
+  struct cache_io *io = req->io;
+
+  req->io = NULL;
+  if (cache_io_finish (io, req->host_err) == -1) {
+    int err = errno;
+    conn_debug (conn, "NBD_CMD_READ: %s", strerror (err));
+    reply = reply_error (req, conn->structured, err, strerror (err));
+  }
+  else {
+    reply = req->msg;
+    req->msg = NULL;
+    reply->acct = req->count;
+  }
+  conn_request_back_loop (conn, req, reply);
+}
+
+void
+request_writes_done (struct request *req)
+{
+  struct connection *conn = req->conn;
+  struct outmsg *reply;
+  int r = cache_io_writes_done (req->io, !req->write_failed, req->sync_err);
+
+  if (r == 1) {
+    /* Not all written: an I/O thread does it again properly, and
+     * reports what goes wrong.
+     */
+    request_to_iothread (req);
+    return;
+  }
+  req->io = NULL;
+  if (r == -1) {
+    int err = errno;
+    conn_debug (conn, "NBD_CMD_WRITE: %s", strerror (err));
+    reply = reply_error (req, conn->structured, err, strerror (err));
+  }
+  else
+    reply = reply_ok (req);
+  conn_request_back_loop (conn, req, reply);
 }

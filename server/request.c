@@ -40,16 +40,6 @@
 #include "internal.h"
 #include "log.h"
 
-void
-request_free (struct request *req)
-{
-  if (req) {
-    free (req->buf);
-    outmsg_free (req->msg);
-    free (req);
-  }
-}
-
 /* ---- on the loop ---- */
 
 static void
@@ -123,24 +113,11 @@ count_in_flight (struct connection *conn, struct request *req)
   __atomic_fetch_add (&conn->exp->host_io_requests, 1, __ATOMIC_RELAXED);
 }
 
-/* Hand a request counted in flight to an I/O thread, which runs
- * request_host_io_done (request-work.c).
- */
-static void
-submit_to_iothread (struct request *req)
-{
-  req->ioreq = (struct io_request) {
-    .op = IO_OP_CALL, .prio = IO_PRIO_CLIENT,
-    .done = request_host_io_done, .opaque = req,
-  };
-  io_submit (&req->ioreq);
-}
-
 static void
 hand_to_iothread (struct connection *conn, struct request *req)
 {
   count_in_flight (conn, req);
-  submit_to_iothread (req);
+  request_to_iothread (req);
 }
 
 /* A READ the cache does not hold entirely, read into a reply of its
@@ -246,7 +223,7 @@ write_on_loop (struct connection *conn, const struct request *req,
     c->io = io;
     count_in_flight (conn, c);
     if (!uring_write (conn->loop, c))
-      submit_to_iothread (c);
+      request_to_iothread (c);
     return true;
   }
   if (r == 1)
@@ -554,48 +531,23 @@ request_input (struct connection *conn)
   return r;
 }
 
-void
-request_reads_done (struct request *req)
+/* connection.c drives the phase through this table, never naming
+ * request.c; the handshake installs it when it ends (GO or
+ * EXPORT_NAME).  conn_free: a WRITE whose payload was arriving, and
+ * the metadata contexts the handshake selected.
+ */
+static void
+transmission_free (struct connection *conn)
 {
-  struct connection *conn = req->conn;
-  struct outmsg *reply;
-  struct cache_io *io = req->io;
-
-  req->io = NULL;
-  if (cache_io_finish (io, req->host_err) == -1) {
-    int err = errno;
-    conn_debug (conn, "NBD_CMD_READ: %s", strerror (err));
-    reply = reply_error (req, conn->structured, err, strerror (err));
-  }
-  else {
-    reply = req->msg;
-    req->msg = NULL;
-    reply->acct = req->count;
-  }
-  conn_request_back_loop (conn, req, reply);
+  if (conn->rx_req)
+    request_free (conn->rx_req);
+  conn->rx_req = NULL;
+  meta_clear (conn);
 }
 
-void
-request_writes_done (struct request *req)
-{
-  struct connection *conn = req->conn;
-  struct outmsg *reply;
-  int r = cache_io_writes_done (req->io, !req->write_failed, req->sync_err);
-
-  if (r == 1) {
-    /* Not all written: an I/O thread does it again properly, and
-     * reports what goes wrong.
-     */
-    submit_to_iothread (req);
-    return;
-  }
-  req->io = NULL;
-  if (r == -1) {
-    int err = errno;
-    conn_debug (conn, "NBD_CMD_WRITE: %s", strerror (err));
-    reply = reply_error (req, conn->structured, err, strerror (err));
-  }
-  else
-    reply = reply_ok (req);
-  conn_request_back_loop (conn, req, reply);
-}
+const struct phase_ops transmission_phase = {
+  .name = "transmission",
+  .input = request_input,
+  .payload_done = request_payload_done,
+  .free = transmission_free,
+};
