@@ -12,6 +12,31 @@
  *   and cache/.
  *
  * Every thread but loop 0 has the handled signals blocked.
+ *
+ * Which file calls which: each line calls only the lines below it
+ * (and its own), the top first, the bottom last.
+ *
+ *   main.c          start-up and the end: options, exports, loops
+ *   handshake.c     the first phase; installs transmission_phase
+ *   loop.c captive.c listen.c signals.c
+ *                   running the loops and the daemon's control; these
+ *                   four call each other: server_shutdown stops
+ *                   listen.c and captive.c, which (with signals.c) ask
+ *                   for it, and listen.c hands sockets to loop_adopt_fd
+ *   request.c       the transmission phase on the loop: decoding, the
+ *                   fast paths, handing requests off
+ *   uring.c         host I/O through the loop's io_uring
+ *   request-work.c  a request after the handoff: workers, I/O threads,
+ *                   io_uring completions;  stats.c
+ *   request-done.c  requests coming back;  connection.c
+ *   output.c admission.c control.c daemon.c tls.c
+ *   reply.c framing.c transport.c loop-state.c workers.c exports.c
+ *   notify.c access.c tls-creds.c config-file.c log-syslog.c
+ *
+ * Calls go up only through tables and callbacks: connection.c drives
+ * a phase through struct phase_ops and moves bytes through struct
+ * transport_ops (tls.c), a worker runs a struct job, an I/O thread
+ * calls its io_request's done.
  */
 #ifndef NBDL_SERVER_INTERNAL_H
 #define NBDL_SERVER_INTERNAL_H
@@ -197,6 +222,7 @@ struct loop {
   struct connection *conns;     /* doubly linked list of connections */
   size_t nr_conns;
   bool stopping;
+  bool waits_for_child;         /* loop 0: the --run child runs (captive.c) */
   struct uring *uring;          /* host reads of misses, or NULL (uring.c) */
 };
 
@@ -204,10 +230,6 @@ extern struct loop *loops;
 extern unsigned nr_loops;
 
 extern int loops_init (unsigned n);
-/* Loop thread: input arrived; poll (--poll) rather than sleep for a
- * while, as the next request is likely close behind.
- */
-extern void loop_note_input (struct loop *loop);
 extern int loops_start_threads (void);
 /* Run loop 0 on the calling thread until the server stopped and every
  * loop has closed its connections; then join the other loops.
@@ -219,10 +241,22 @@ extern void loop_adopt_fd (int fd);
 /* Begin the orderly shutdown (loop 0 only). */
 extern void server_shutdown (void);
 extern bool server_is_shutting_down (void);
+
+/* ---- loop-state.c: what the rest of the server asks of a loop ---- */
+
 /* Ask a loop to look at a connection (any thread; conn->lock held). */
 extern void loop_attention (struct loop *loop, struct connection *conn);
+/* Loop thread: take a freed connection off the attention list. */
 extern void loop_forget (struct loop *loop, struct connection *conn);
-/* Loop 0: finish once the captive child and connections are gone. */
+/* Loop thread: input arrived; poll (--poll) rather than sleep for a
+ * while, as the next request is likely close behind.
+ */
+extern void loop_note_input (struct loop *loop);
+/* loops_init: set up the poll watcher loop_note_input starts. */
+extern void loop_poll_init (struct loop *loop);
+/* A stopping loop ends once its connections (and for loop 0 the
+ * captive child) are gone.
+ */
 extern void loop_maybe_finish (struct loop *loop);
 
 /* ---- transport.c: how bytes move (plain sockets; tls.c for TLS) ---- */
@@ -798,8 +832,6 @@ extern void access_free (void);
 /* ---- captive.c: --run ---- */
 
 extern int captive_start (struct ev_loop *ev);
-/* Loop 0: the child has gone (or there was none). */
-extern bool captive_done (void);
 /* Ask the child to exit (shutdown by signal). */
 extern void captive_terminate (void);
 /* The exit status --run asks for, or -1 without --run. */
