@@ -76,9 +76,9 @@ daemon_ready (void)
   log_to_syslog ();
   fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
   if (fd >= 0) {
-    dup2 (fd, STDIN_FILENO);
-    dup2 (fd, STDOUT_FILENO);
-    dup2 (fd, STDERR_FILENO);
+    for (int std = STDIN_FILENO; std <= STDERR_FILENO; std++)
+      if (dup2 (fd, std) == -1)
+        log_warning ("dup2 /dev/null to fd %d: %m", std);
     if (fd > STDERR_FILENO)
       close (fd);
   }

@@ -196,6 +196,8 @@ server_shutdown (void)
 int
 loops_init (unsigned n)
 {
+  int err;
+
   loops = calloc (n, sizeof *loops);
   if (loops == NULL) {
     log_error ("calloc: %m");
@@ -206,7 +208,12 @@ loops_init (unsigned n)
     struct loop *loop = &loops[i];
 
     loop->index = i;
-    pthread_mutex_init (&loop->lock, NULL);
+    err = pthread_mutex_init (&loop->lock, NULL);
+    if (err) {
+      errno = err;
+      log_error ("event loop %u: pthread_mutex_init: %m", i);
+      return -1;
+    }
     /* signalfd: the signals are blocked in every thread (signals.c). */
     loop->ev = i == 0 ? ev_default_loop (EVFLAG_SIGNALFD)
       : ev_loop_new (EVFLAG_AUTO);

@@ -40,9 +40,14 @@ spawn_locked (void)
   pthread_t t;
   int err;
 
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  err = pthread_create (&t, &attr, worker, NULL);
+  err = pthread_attr_init (&attr);
+  if (err) {
+    errno = err;
+    return -1;
+  }
+  err = pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  if (err == 0)
+    err = pthread_create (&t, &attr, worker, NULL);
   pthread_attr_destroy (&attr);
   if (err) {
     errno = err;
