@@ -17,12 +17,13 @@
  * (and its own), the top first, the bottom last.
  *
  *   main.c          start-up and the end: options, exports, loops
- *   handshake.c     the first phase; installs transmission_phase
  *   loop.c captive.c listen.c signals.c
  *                   running the loops and the daemon's control; these
  *                   four call each other: server_shutdown stops
  *                   listen.c and captive.c, which (with signals.c) ask
  *                   for it, and listen.c hands sockets to loop_adopt_fd
+ *   handshake.c     the first phase (loop.c gives it to new
+ *                   connections); installs transmission_phase
  *   request.c       the transmission phase on the loop: decoding, the
  *                   fast paths, handing requests off
  *   uring.c         host I/O through the loop's io_uring
@@ -36,7 +37,8 @@
  * Calls go up only through tables and callbacks: connection.c drives
  * a phase through struct phase_ops and moves bytes through struct
  * transport_ops (tls.c), a worker runs a struct job, an I/O thread
- * calls its io_request's done.
+ * calls its io_request's done.  The options (opt, config) and loops[]
+ * are read everywhere: data set at start-up, not calls.
  */
 #ifndef NBDL_SERVER_INTERNAL_H
 #define NBDL_SERVER_INTERNAL_H
@@ -240,9 +242,14 @@ extern void loops_free (void);
 extern void loop_adopt_fd (int fd);
 /* Begin the orderly shutdown (loop 0 only). */
 extern void server_shutdown (void);
-extern bool server_is_shutting_down (void);
 
 /* ---- loop-state.c: what the rest of the server asks of a loop ---- */
+
+extern bool server_is_shutting_down (void);
+/* Loop 0 (server_shutdown): note that the shutdown began; false if it
+ * already had.
+ */
+extern bool server_begin_shutdown (void);
 
 /* Ask a loop to look at a connection (any thread; conn->lock held). */
 extern void loop_attention (struct loop *loop, struct connection *conn);
@@ -642,14 +649,15 @@ extern const struct phase_ops transmission_phase;
 extern int request_input (struct connection *conn);
 /* A WRITE payload completed (read straight into rx_req->buf). */
 extern void request_payload_done (struct connection *conn);
-/* blk noaiod: I/O threads send the replies of their completions. */
-extern bool request_noaiod;
+
+/* ---- request-work.c: a request after the loop handed it off ---- */
+
 /* Whether loops hand host I/O straight to I/O threads (nio= > 0):
  * set once at start-up.
  */
 extern bool request_host_io_threads;
-
-/* ---- request-work.c: a request after the loop handed it off ---- */
+/* blk noaiod: I/O threads send the replies of their completions. */
+extern bool request_noaiod;
 
 /* The job of a request handed to a worker: run it, send its reply. */
 extern void request_run (struct job *job);

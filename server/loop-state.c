@@ -9,7 +9,8 @@
  * the loop's ev_async), loop_forget takes a freed connection off that
  * list, loop_note_input keeps the loop polling for the next request
  * (--poll), and loop_maybe_finish ends a stopping loop once its last
- * connection is gone (and, for loop 0, the --run child).
+ * connection is gone (and, for loop 0, the --run child).  Whether the
+ * server is shutting down is here too, for the handshake to ask.
  */
 #include <config.h>
 
@@ -17,6 +18,23 @@
 
 #include "cleanup.h"
 #include "internal.h"
+
+static bool shutting_down;      /* written by loop 0, read anywhere */
+
+bool
+server_is_shutting_down (void)
+{
+  return __atomic_load_n (&shutting_down, __ATOMIC_RELAXED);
+}
+
+bool
+server_begin_shutdown (void)
+{
+  if (server_is_shutting_down ())
+    return false;
+  __atomic_store_n (&shutting_down, true, __ATOMIC_RELAXED);
+  return true;
+}
 
 void
 loop_attention (struct loop *loop, struct connection *conn)

@@ -39,13 +39,6 @@ struct loop *loops;
 unsigned nr_loops;
 
 static unsigned next_loop;      /* round robin, loop 0 only */
-static bool shutting_down;      /* written by loop 0, read anywhere */
-
-bool
-server_is_shutting_down (void)
-{
-  return __atomic_load_n (&shutting_down, __ATOMIC_RELAXED);
-}
 
 static void
 grace_cb (struct ev_loop *ev, ev_timer *w, int revents)
@@ -176,9 +169,8 @@ loop_adopt_fd (int fd)
 void
 server_shutdown (void)
 {
-  if (server_is_shutting_down ())
+  if (!server_begin_shutdown ())
     return;
-  __atomic_store_n (&shutting_down, true, __ATOMIC_RELAXED);
   log_debug ("shutting down: finishing requests in flight, then writing "
              "back the cache");
   notify_send ("STOPPING=1\nSTATUS=shutting down: finishing the "

@@ -30,6 +30,9 @@
 #define MAX_READ_RUNS 256         /* chunks of one sparse READ */
 #define MAX_DESCRIPTORS (1 << 16) /* extents of one BLOCK_STATUS reply */
 
+bool request_host_io_threads;
+bool request_noaiod;
+
 /* ---- on a worker ---- */
 
 struct runs_ctx {

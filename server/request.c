@@ -100,9 +100,6 @@ batch_simple (struct connection *conn, const struct request *req,
     reply_simple_header (p, req, error);
 }
 
-bool request_host_io_threads;
-bool request_noaiod;
-
 static void
 count_in_flight (struct connection *conn, struct request *req)
 {
