@@ -53,6 +53,7 @@ child_cb (struct ev_loop *ev, ev_child *w, int revents)
 {
   ev_child_stop (ev, w);
   child_pid = 0;
+  loops[0].waits_for_child = false;
   if (WIFEXITED (w->rstatus))
     status = WEXITSTATUS (w->rstatus);
   else if (WIFSIGNALED (w->rstatus))
@@ -144,16 +145,11 @@ captive_start (struct ev_loop *ev)
     free (env[i]);
   free (env);
   child_pid = pid;
+  loops[0].waits_for_child = true;
   status = -1;
   ev_child_init (&child_w, child_cb, pid, 0);
   ev_child_start (ev, &child_w);
   return 0;
-}
-
-bool
-captive_done (void)
-{
-  return child_pid == 0;
 }
 
 void

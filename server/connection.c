@@ -5,12 +5,12 @@
  * watchers, its input and its protocol state.  Bytes move through the
  * connection's transport_ops (transport.c, tls.c) and the input goes
  * to its phase_ops: the handshake's (handshake.c), then
- * transmission's (transmission.c over request.c); this file calls
- * neither directly.  Workers touch only the output queue and the
- * counters under conn->lock (output.c, transmission.c): a finished
- * request's reply is appended and, the queue being empty, written at
- * once from the worker (the transport allows it for plain sockets), so
- * a reply normally costs no trip back through the loop.  Whatever a
+ * transmission's (request.c); this file calls neither directly.
+ * Workers touch only the output queue and the counters under
+ * conn->lock (output.c, request-done.c): a finished request's reply is
+ * appended and, the queue being empty, written at once from the worker
+ * (the transport allows it for plain sockets), so a reply normally
+ * costs no trip back through the loop.  Whatever a
  * worker cannot finish (a full socket, a paused reader to resume, a
  * dead socket, the last request of a closing connection) it leaves to
  * the loop via loop_attention, which calls conn_check.
@@ -65,10 +65,20 @@ nr_connections_now (void)
  * no FIN or RST ever comes).  Keepalive probes start after that much
  * silence, and TCP_USER_TIMEOUT gives up on unanswered probes and on
  * unacknowledged replies after it; the read then fails with ETIMEDOUT.
- * A live peer answers the probes, however long it stays idle.
+ * A live peer answers the probes, however long it stays idle.  An
+ * option the socket refuses is logged; the client is served anyway.
  */
 static void
-tcp_options (int fd)
+tcp_option (struct connection *conn, int level, int name, const char *what,
+            const void *val, socklen_t len)
+{
+  if (setsockopt (conn->fd, level, name, val, len) == -1)
+    log_warning ("conn %" PRIu64 " (%s): setsockopt %s: %m", conn->id,
+                 conn->peer, what);
+}
+
+static void
+tcp_options (struct connection *conn)
 {
   int one = 1;
   int secs = opt.stall_timeout < 1 ? 1 : (int) opt.stall_timeout;
@@ -76,12 +86,18 @@ tcp_options (int fd)
   int count = 4;
   unsigned user_ms = (unsigned) (opt.stall_timeout * 1000);
 
-  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-  setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs);
-  setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-  setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-  setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof user_ms);
+  tcp_option (conn, IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY",
+              &one, sizeof one);
+  tcp_option (conn, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE",
+              &one, sizeof one);
+  tcp_option (conn, IPPROTO_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE",
+              &secs, sizeof secs);
+  tcp_option (conn, IPPROTO_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL",
+              &intvl, sizeof intvl);
+  tcp_option (conn, IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT",
+              &count, sizeof count);
+  tcp_option (conn, IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT",
+              &user_ms, sizeof user_ms);
 }
 
 static void
@@ -101,7 +117,7 @@ describe_peer (struct connection *conn)
     inet_ntop (AF_INET, &sin->sin_addr, host, sizeof host);
     snprintf (conn->peer, sizeof conn->peer, "%s:%d", host,
               ntohs (sin->sin_port));
-    tcp_options (conn->fd);
+    tcp_options (conn);
     break;
   }
   case AF_INET6: {
@@ -109,7 +125,7 @@ describe_peer (struct connection *conn)
     inet_ntop (AF_INET6, &sin6->sin6_addr, host, sizeof host);
     snprintf (conn->peer, sizeof conn->peer, "[%s]:%d", host,
               ntohs (sin6->sin6_port));
-    tcp_options (conn->fd);
+    tcp_options (conn);
     break;
   }
   case AF_UNIX: {
@@ -416,6 +432,7 @@ conn_new (struct loop *loop, int fd, const struct phase_ops *first)
 {
   struct connection *conn = calloc (1, sizeof *conn);
   unsigned open;
+  int err;
 
   if (conn == NULL || (conn->inbuf = malloc (CONN_INBUF_SIZE)) == NULL) {
     log_error ("accepting a connection: %m");
@@ -423,7 +440,15 @@ conn_new (struct loop *loop, int fd, const struct phase_ops *first)
     close (fd);
     return NULL;
   }
-  pthread_mutex_init (&conn->lock, NULL);
+  err = pthread_mutex_init (&conn->lock, NULL);
+  if (err) {
+    errno = err;
+    log_error ("accepting a connection: pthread_mutex_init: %m");
+    free (conn->inbuf);
+    free (conn);
+    close (fd);
+    return NULL;
+  }
   conn->loop = loop;
   conn->fd = fd;
   conn->id = __atomic_add_fetch (&next_id, 1, __ATOMIC_RELAXED);

@@ -82,10 +82,9 @@ daemon_ready (void)
     log_warning ("/dev/null: %m: standard input and output stay on the "
                  "terminal");
   else {
-    if (dup2 (fd, STDIN_FILENO) == -1 || dup2 (fd, STDOUT_FILENO) == -1
-        || dup2 (fd, STDERR_FILENO) == -1)
-      log_warning ("dup2 /dev/null: %m: standard input and output may "
-                   "stay on the terminal");
+    for (int std = STDIN_FILENO; std <= STDERR_FILENO; std++)
+      if (dup2 (fd, std) == -1)
+        log_warning ("dup2 /dev/null to fd %d: %m", std);
     if (fd > STDERR_FILENO)
       close (fd);
   }

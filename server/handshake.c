@@ -771,7 +771,7 @@ handshake_input (struct connection *conn)
   return r;
 }
 
-/* connection.c's view of the handshake; transmission.c has the next. */
+/* connection.c's view of the handshake; request.c has the next. */
 const struct phase_ops handshake_phase = {
   .name = "handshake",
   .start = handshake_start,

@@ -12,6 +12,33 @@
  *   and cache/.
  *
  * Every thread but loop 0 has the handled signals blocked.
+ *
+ * Which file calls which: each line calls only the lines below it
+ * (and its own), the top first, the bottom last.
+ *
+ *   main.c          start-up and the end: options, exports, loops
+ *   loop.c captive.c listen.c signals.c
+ *                   running the loops and the daemon's control; these
+ *                   four call each other: server_shutdown stops
+ *                   listen.c and captive.c, which (with signals.c) ask
+ *                   for it, and listen.c hands sockets to loop_adopt_fd
+ *   handshake.c     the first phase (loop.c gives it to new
+ *                   connections); installs transmission_phase
+ *   request.c       the transmission phase on the loop: decoding, the
+ *                   fast paths, handing requests off
+ *   uring.c         host I/O through the loop's io_uring
+ *   request-work.c  a request after the handoff: workers, I/O threads,
+ *                   io_uring completions;  stats.c
+ *   request-done.c  requests coming back;  connection.c
+ *   output.c admission.c control.c daemon.c tls.c
+ *   reply.c framing.c transport.c loop-state.c workers.c exports.c
+ *   notify.c access.c tls-creds.c config-file.c log-syslog.c
+ *
+ * Calls go up only through tables and callbacks: connection.c drives
+ * a phase through struct phase_ops and moves bytes through struct
+ * transport_ops (tls.c), a worker runs a struct job, an I/O thread
+ * calls its io_request's done.  The options (opt, config) and loops[]
+ * are read everywhere: data set at start-up, not calls.
  */
 #ifndef NBDL_SERVER_INTERNAL_H
 #define NBDL_SERVER_INTERNAL_H
@@ -197,6 +224,7 @@ struct loop {
   struct connection *conns;     /* doubly linked list of connections */
   size_t nr_conns;
   bool stopping;
+  bool waits_for_child;         /* loop 0: the --run child runs (captive.c) */
   struct uring *uring;          /* host reads of misses, or NULL (uring.c) */
 };
 
@@ -204,10 +232,6 @@ extern struct loop *loops;
 extern unsigned nr_loops;
 
 extern int loops_init (unsigned n);
-/* Loop thread: input arrived; poll (--poll) rather than sleep for a
- * while, as the next request is likely close behind.
- */
-extern void loop_note_input (struct loop *loop);
 extern int loops_start_threads (void);
 /* Run loop 0 on the calling thread until the server stopped and every
  * loop has closed its connections; then join the other loops.
@@ -218,11 +242,28 @@ extern void loops_free (void);
 extern void loop_adopt_fd (int fd);
 /* Begin the orderly shutdown (loop 0 only). */
 extern void server_shutdown (void);
+
+/* ---- loop-state.c: what the rest of the server asks of a loop ---- */
+
 extern bool server_is_shutting_down (void);
+/* Loop 0 (server_shutdown): note that the shutdown began; false if it
+ * already had.
+ */
+extern bool server_begin_shutdown (void);
+
 /* Ask a loop to look at a connection (any thread; conn->lock held). */
 extern void loop_attention (struct loop *loop, struct connection *conn);
+/* Loop thread: take a freed connection off the attention list. */
 extern void loop_forget (struct loop *loop, struct connection *conn);
-/* Loop 0: finish once the captive child and connections are gone. */
+/* Loop thread: input arrived; poll (--poll) rather than sleep for a
+ * while, as the next request is likely close behind.
+ */
+extern void loop_note_input (struct loop *loop);
+/* loops_init: set up the poll watcher loop_note_input starts. */
+extern void loop_poll_init (struct loop *loop);
+/* A stopping loop ends once its connections (and for loop 0 the
+ * captive child) are gone.
+ */
 extern void loop_maybe_finish (struct loop *loop);
 
 /* ---- transport.c: how bytes move (plain sockets; tls.c for TLS) ---- */
@@ -364,7 +405,7 @@ extern void workers_stop (void);
 
 /* What the phase a connection is in does with it, as transport_ops is
  * for bytes: connection.c drives the handshake (handshake.c) and then
- * transmission (transmission.c, over request.c) only through this.
+ * transmission (request.c) only through this.
  * Set by conn_new (the first phase, from the loop) and
  * conn_enter_transmission; loop thread only, and fixed before any
  * worker sees the connection.
@@ -525,9 +566,9 @@ extern uint64_t conn_total_held (void);
 /* conn may read another request: its own limits and the budget. */
 extern bool conn_under_limits_locked (const struct connection *conn);
 
-/* ---- transmission.c: the transmission phase, requests coming back ---- */
+/* ---- request-done.c: requests coming back to their connection ---- */
 
-extern const struct phase_ops transmission_phase;
+extern void request_free (struct request *req);
 /* A worker finished a request: queue its reply (sending it from this
  * thread if the socket is idle), wake the loop if it has something to
  * do.
@@ -601,9 +642,40 @@ struct request {
   } ops[URING_MAX_OPS];
 };
 
+/* The phase after the handshake (conn_enter_transmission): its input
+ * is request_input, its payload_done request_payload_done.
+ */
+extern const struct phase_ops transmission_phase;
 extern int request_input (struct connection *conn);
+/* A WRITE payload completed (read straight into rx_req->buf). */
+extern void request_payload_done (struct connection *conn);
+
+/* ---- request-work.c: a request after the loop handed it off ---- */
+
+/* Whether loops hand host I/O straight to I/O threads (nio= > 0):
+ * set once at start-up.
+ */
+extern bool request_host_io_threads;
 /* blk noaiod: I/O threads send the replies of their completions. */
 extern bool request_noaiod;
+
+/* The job of a request handed to a worker: run it, send its reply. */
+extern void request_run (struct job *job);
+/* The io_request done callback of a miss or durable write handed to
+ * an I/O thread with its cache part started (req->io): finish it,
+ * send its reply.
+ */
+extern void request_host_io_done (struct io_request *ioreq, int unused);
+/* Hand a request counted in flight, its cache part started (req->io),
+ * to an I/O thread, which runs request_host_io_done.
+ */
+extern void request_to_iothread (struct request *req);
+/* A READ whose host reads are done (uring.c): finish it and queue the
+ * reply, on the loop.
+ */
+extern void request_reads_done (struct request *req);
+/* The same for a durable WRITE's write-back and sync. */
+extern void request_writes_done (struct request *req);
 
 /* ---- framing.c: request headers, payloads, validity ---- */
 
@@ -630,19 +702,6 @@ extern void meta_clear (struct connection *conn);
 extern int validate_request (struct connection *conn,
                              const struct request *req, char *what,
                              size_t whatlen);
-/* A READ whose host reads are done (uring.c): finish it and queue the
- * reply, on the loop.
- */
-extern void request_reads_done (struct request *req);
-/* The same for a durable WRITE's write-back and sync. */
-extern void request_writes_done (struct request *req);
-/* Whether loops hand host I/O straight to I/O threads (nio= > 0):
- * set once at start-up.
- */
-extern bool request_host_io_threads;
-/* A WRITE payload completed (read straight into rx_req->buf). */
-extern void request_payload_done (struct connection *conn);
-extern void request_free (struct request *req);
 
 /* ---- uring.c: host reads of cache misses through io_uring ---- */
 
@@ -781,8 +840,6 @@ extern void access_free (void);
 /* ---- captive.c: --run ---- */
 
 extern int captive_start (struct ev_loop *ev);
-/* Loop 0: the child has gone (or there was none). */
-extern bool captive_done (void);
 /* Ask the child to exit (shutdown by signal). */
 extern void captive_terminate (void);
 /* The exit status --run asks for, or -1 without --run. */

@@ -12,7 +12,9 @@
  * the fields under loop->lock: a list of connections that need looking
  * at (a worker queued a reply the socket did not take, the last
  * request of a closing connection finished, ...), sockets handed over
- * by loop 0, and the stop request.
+ * by loop 0, and the stop request.  The calls the code below makes on
+ * a loop (loop_attention and the like) are loop-state.c's, so nothing
+ * below calls back up into this file.
  *
  * Shutdown (SIGTERM, SIGINT, end of --run): loop 0 stops accepting and
  * asks every loop to stop.  A loop closes connections still in the
@@ -24,7 +26,6 @@
 #include <config.h>
 
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,79 +39,6 @@ struct loop *loops;
 unsigned nr_loops;
 
 static unsigned next_loop;      /* round robin, loop 0 only */
-static bool shutting_down;      /* written by loop 0, read anywhere */
-
-bool
-server_is_shutting_down (void)
-{
-  return __atomic_load_n (&shutting_down, __ATOMIC_RELAXED);
-}
-
-void
-loop_attention (struct loop *loop, struct connection *conn)
-{
-  lock_or_abort (&loop->lock);
-  if (!conn->attention) {
-    conn->attention = true;
-    conn->attention_next = loop->attention;
-    loop->attention = conn;
-  }
-  unlock_or_abort (&loop->lock);
-  ev_async_send (loop->ev, &loop->wake);
-}
-
-/* --poll: a client at queue depth 1 sends its next request a few tens
- * of microseconds after our reply.  Sleeping in the kernel and being
- * woken again costs more than that; polling for it instead (yielding
- * the CPU to anything else runnable) answers sooner.  The poll stops
- * after --poll microseconds without input.
- */
-void
-loop_note_input (struct loop *loop)
-{
-  if (opt.poll_us == 0)
-    return;
-  loop->poll_until = ev_now (loop->ev) + opt.poll_us * 1e-6;
-  if (!ev_is_active (&loop->poll))
-    ev_idle_start (loop->ev, &loop->poll);
-}
-
-static void
-poll_cb (struct ev_loop *ev, ev_idle *w, int revents)
-{
-  struct loop *loop = w->data;
-
-  if (ev_now (ev) >= loop->poll_until)
-    ev_idle_stop (ev, w);
-  else
-    sched_yield ();
-}
-
-void
-loop_forget (struct loop *loop, struct connection *conn)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&loop->lock);
-  if (!conn->attention)
-    return;
-  for (struct connection **p = &loop->attention; *p;
-       p = &(*p)->attention_next)
-    if (*p == conn) {
-      *p = conn->attention_next;
-      break;
-    }
-  conn->attention = false;
-}
-
-void
-loop_maybe_finish (struct loop *loop)
-{
-  if (!loop->stopping || loop->nr_conns > 0)
-    return;
-  if (loop->index == 0 && !captive_done ())
-    return;
-  ev_timer_stop (loop->ev, &loop->grace);
-  ev_break (loop->ev, EVBREAK_ALL);
-}
 
 static void
 grace_cb (struct ev_loop *ev, ev_timer *w, int revents)
@@ -241,9 +169,8 @@ loop_adopt_fd (int fd)
 void
 server_shutdown (void)
 {
-  if (server_is_shutting_down ())
+  if (!server_begin_shutdown ())
     return;
-  __atomic_store_n (&shutting_down, true, __ATOMIC_RELAXED);
   log_debug ("shutting down: finishing requests in flight, then writing "
              "back the cache");
   notify_send ("STOPPING=1\nSTATUS=shutting down: finishing the "
@@ -261,6 +188,8 @@ server_shutdown (void)
 int
 loops_init (unsigned n)
 {
+  int err;
+
   loops = calloc (n, sizeof *loops);
   if (loops == NULL) {
     log_error ("calloc: %m");
@@ -271,7 +200,12 @@ loops_init (unsigned n)
     struct loop *loop = &loops[i];
 
     loop->index = i;
-    pthread_mutex_init (&loop->lock, NULL);
+    err = pthread_mutex_init (&loop->lock, NULL);
+    if (err) {
+      errno = err;
+      log_error ("event loop %u: pthread_mutex_init: %m", i);
+      return -1;
+    }
     /* signalfd: the signals are blocked in every thread (signals.c). */
     loop->ev = i == 0 ? ev_default_loop (EVFLAG_SIGNALFD)
       : ev_loop_new (EVFLAG_AUTO);
@@ -285,8 +219,7 @@ loops_init (unsigned n)
     ev_async_start (loop->ev, &loop->wake);
     ev_timer_init (&loop->grace, grace_cb, SHUTDOWN_GRACE, 0.);
     loop->grace.data = loop;
-    ev_idle_init (&loop->poll, poll_cb);
-    loop->poll.data = loop;
+    loop_poll_init (loop);
     /* Host reads on the loop, unless nio=0 (the serving thread reads)
      * or noaiod (the I/O threads complete them).
      */

@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,10 +284,19 @@ parse_groups (int nwords, char *const *words, int nfile,
   return cfg;
 }
 
-static void __attribute__ ((noreturn))
-bad_usage (const char *fs, const char *arg)
+/* A usage error, logged as log_error would (the same 3072 bytes at
+ * most), then the hint, then exit.
+ */
+static void __attribute__ ((noreturn, format (printf, 1, 2)))
+bad_usage (const char *fs, ...)
 {
-  log_error (fs, arg);
+  va_list args;
+  char msg[3072];
+
+  va_start (args, fs);
+  vsnprintf (msg, sizeof msg, fs, args);
+  va_end (args);
+  log_error ("%s", msg);
   fprintf (stderr, "Try 'nbd-loopback --help' for more information.\n");
   exit (EXIT_FAILURE);
 }

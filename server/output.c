@@ -6,7 +6,7 @@
  * loop queues what it answers itself (handshake, fast-path reads,
  * errors) and writes it once per batch of input (conn_queue,
  * conn_flush); a worker's reply goes through conn_request_back
- * (transmission.c), which writes it at once when the queue was empty
+ * (request-done.c), which writes it at once when the queue was empty
  * and the transport allows it.  What the socket does not take waits
  * for the connection's write watcher (connection.c's write_cb), with
  * the stall timer running outside the handshake.

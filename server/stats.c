@@ -198,14 +198,16 @@ json_string (FILE *fp, const char *s)
   fputc ('"', fp);
 }
 
-/* A ratio or mean, or null when there is nothing to divide. */
+/* A ratio or mean with that many decimals, or null when there is
+ * nothing to divide.
+ */
 static void
-json_number_or_null (FILE *fp, double d, const char *fmt)
+json_number_or_null (FILE *fp, double d, int decimals)
 {
   if (d < 0)
     fputs ("null", fp);
   else
-    fprintf (fp, fmt, d);
+    fprintf (fp, "%.*f", decimals, d);
 }
 
 struct bitmap_json {
@@ -276,7 +278,7 @@ write_json (FILE *fp, const char *event)
              f.uring_syncs, f.worker_requests,
              f.request_errors,
              f.c.hits, f.c.misses);
-    json_number_or_null (fp, hit_ratio (&f.c), "%.4f");
+    json_number_or_null (fp, hit_ratio (&f.c), 4);
     fprintf (fp, ",\n"
              "      \"readahead_blocks\": %" PRIu64 ",\n"
              "      \"readahead_hits\": %" PRIu64 ",\n"
@@ -293,7 +295,7 @@ write_json (FILE *fp, const char *event)
              f.c.dirty_blocks * CACHE_BLOCK_SIZE,
              f.c.writebacks, f.c.writeback_bytes, f.c.writeback_errors,
              f.c.flushes, f.c.flush_ns / 1e9);
-    json_number_or_null (fp, flush_mean_ms (&f.c), "%.3f");
+    json_number_or_null (fp, flush_mean_ms (&f.c), 3);
     fprintf (fp, ",\n      \"host_changes\": %" PRIu64 ",\n"
              "      \"cbt_granularity\": %" PRIu32 ",\n"
              "      \"bitmaps\": [", f.c.revalidations_changed,

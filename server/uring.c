@@ -21,7 +21,9 @@
  *
  * Where io_uring is missing (not built in, refused by the kernel or a
  * seccomp policy, ring full) the request goes to an I/O thread
- * instead (request.c).
+ * instead (request.c).  The cache's part after the host I/O, and the
+ * reply, are request-work.c's (request_reads_done,
+ * request_writes_done).
  */
 #include <config.h>
 

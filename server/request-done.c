@@ -1,42 +1,34 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* nbd-loopback daemon: the transmission phase, as a connection sees it.
+/* nbd-loopback daemon: requests coming back to their connection.
  *
- * connection.c drives whichever phase a connection is in through its
- * struct phase_ops, never naming handshake.c or request.c: the
- * handshake installs transmission_phase when it ends (GO or
- * EXPORT_NAME), and from then on request.c has the input.  Requests
- * in flight come back here from workers, I/O threads and the loop's
- * io_uring: counted out of the connection, their replies queued (and
- * sent at once from the worker when the socket is idle), the loop
- * woken only when it has something to do.
+ * A request handed off by the loop (request.c) comes back here once
+ * its reply is made, from a worker or an I/O thread (request-work.c)
+ * or from the loop's io_uring (uring.c): counted out of the
+ * connection, its reply queued (and sent at once from the worker when
+ * the socket is idle), the loop woken only when it has something to
+ * do, and the request freed.  This is the bottom of the request
+ * files: it calls the output queue (output.c) and loop_attention, and
+ * nothing that decodes or runs requests.
  */
 #include <config.h>
 
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "cleanup.h"
 #include "internal.h"
 #include "log.h"
 
-/* conn_free: a WRITE whose payload was arriving, and the metadata
- * contexts the handshake selected.
- */
-static void
-transmission_free (struct connection *conn)
+void
+request_free (struct request *req)
 {
-  if (conn->rx_req)
-    request_free (conn->rx_req);
-  conn->rx_req = NULL;
-  meta_clear (conn);
+  if (req) {
+    free (req->buf);
+    outmsg_free (req->msg);
+    free (req);
+  }
 }
-
-const struct phase_ops transmission_phase = {
-  .name = "transmission",
-  .input = request_input,
-  .payload_done = request_payload_done,
-  .free = transmission_free,
-};
 
 void
 conn_request_done (struct connection *conn, struct request *req,
