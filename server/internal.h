@@ -16,7 +16,8 @@
  * Which file calls which: each line calls only the lines below it
  * (and its own), the top first, the bottom last.
  *
- *   main.c          start-up and the end: options, exports, loops
+ *   main.c          start-up and the end: exports, loops
+ *   cli.c           the command line: daemon options, the groups
  *   loop.c captive.c listen.c signals.c
  *                   running the loops and the daemon's control; these
  *                   four call each other: server_shutdown stops
@@ -77,7 +78,7 @@
 #define MAX_CONNECTIONS_DEFAULT 1000
 #define SHUTDOWN_GRACE      10.0               /* seconds to drain on SIGTERM */
 
-/* ---- main.c: daemon options (read-only once serving) ---- */
+/* ---- cli.c: daemon options (read-only once serving) ---- */
 
 enum tls_mode {
   TLS_OFF,                      /* STARTTLS: NBD_REP_ERR_UNSUP */
@@ -119,7 +120,16 @@ extern struct daemon_options opt;
  * Malloc'd, NULL if out of memory.
  */
 extern char *server_uri (const char *name, bool scheme_tls);
-extern const struct config *config;
+extern const struct config *config;     /* main.c sets it from cli_parse */
+
+/* cli.c: the command line (and --config-file) into opt and a
+ * configuration; exits 1 with the reason on any error.  cli_dump_config
+ * prints --dump-config and returns the exit status; cli_check applies
+ * the rules between daemon options (after the configuration's -v).
+ */
+extern struct config *cli_parse (int argc, char **argv, bool *dump_config);
+extern int cli_dump_config (const struct config *cfg);
+extern void cli_check (void);
 
 /* ---- daemon.c: detaching, pidfile, privileges ---- */
 
