@@ -10,8 +10,9 @@
 # again here, with clang, into OUTDIR/obj.  Which sources, and with
 # which -I/-D flags, comes from each directory's generated Makefile
 # (printvars.mk), so files other engineers add are picked up.
-# server/main.c is compiled with its main() renamed: its globals stay,
-# libFuzzer brings the main().  Objects are rebuilt when their source
+# server/main.c is compiled with its main() renamed (the daemon keeps
+# its globals in cli.c); libFuzzer brings the main().  Objects are
+# rebuilt when their source
 # or any header of the project is newer.  Called by make check
 # (tests/reliability-tests.am) in builds configured with fuzzing.
 set -euo pipefail
