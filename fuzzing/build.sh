@@ -12,8 +12,8 @@
 # (printvars.mk), so files other engineers add are picked up.
 # server/main.c is compiled with its main() renamed (the daemon keeps
 # its globals in cli.c); libFuzzer brings the main().  Objects are
-# rebuilt when their source
-# or any header of the project is newer.  Called by make check
+# rebuilt when their source or any header of the project is newer.
+# Called by make check
 # (tests/reliability-tests.am) in builds configured with fuzzing.
 set -euo pipefail
 
