@@ -37,13 +37,5 @@ verify_state_save=0
 [randrw]
 JOB
 
-run_frontend "$frontend" '
-    fio --ioengine=nbd --uri="nbd+unix:///lo0?socket=$unixsocket" \
-        "$tmp/job.fio" > "$tmp/fio.out" 2>&1' \
-    loopback fd="$tmp/disk.img" blk cache=16m
-cat "$tmp/fio.out"
-test "$(grep -c 'err= 0:' "$tmp/fio.out")" -eq 4
-if grep -E 'verify: bad|fio: pid=.*err=' "$tmp/fio.out"; then
-    fail "fio reported errors"
-fi
+fio_frontend "$frontend" "$tmp/job.fio" 4
 echo "figures: $frontend randrw: $(grep -E '^ +(read|write):' "$tmp/fio.out" | tr -s ' ' | cut -d, -f1 | tr '\n' ' ')"
