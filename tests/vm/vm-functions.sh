@@ -337,6 +337,12 @@ vm_run ()
         echo "vm: $script: power cut after $vm_elapsed s"
         return 0
     fi
+    # A guest stuck on a request: what the server did last says which.
+    if [ -s "$tmp/server.log" ]; then
+        echo "--- server log (its last 200 lines):"
+        tail -n 200 "$tmp/server.log"
+        echo "---"
+    fi
     if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
         fail "$script: the guest did not finish within $bound s"
     fi
